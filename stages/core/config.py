@@ -1,0 +1,489 @@
+"""The typed schema of params.yaml, and the validation every stage runs before it starts.
+
+`load_params` reports every problem at once, each with its key path and the bad value, with a
+did-you-mean for misspelt names. Checks that need the rest of the file (is this language in
+`languages`? does this mixture exist?) read it from the validation context, so that they run
+alongside the type checks instead of after them.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from stages import world
+from stages.core.languages import ISO_639_1
+from stages.core.records import OBJECTIVES, Objective
+from stages.core.suggest import did_you_mean
+
+# ---------------------------------------------------------------------------------------------
+# Field types whose checks name the allowed values.
+
+
+def _known_language(code: str) -> str:
+    if code not in ISO_639_1:
+        # A typo of one of the paper's languages is likelier than of any other code.
+        hints = (did_you_mean(code, world.LANGUAGES), did_you_mean(code, ISO_639_1))
+        raise PydanticCustomError(
+            "unknown_language",
+            "unknown language code (ISO 639-1 expected){hint}",
+            {"hint": next((h for h in hints if "did you mean" in h), "")},
+        )
+    return code
+
+
+def _study_language(code: str, info: ValidationInfo) -> str:
+    code = _known_language(code)
+    study = (info.context or {}).get("languages")
+    if study is not None and code not in study:
+        raise PydanticCustomError(
+            "language_not_in_study",
+            "language is not one of `languages` ({study}){hint}",
+            {"study": ", ".join(study), "hint": did_you_mean(code, study)},
+        )
+    return code
+
+
+def _reference(kind: str):
+    def check(name: str, info: ValidationInfo) -> str:
+        known = (info.context or {}).get(kind)
+        if known is not None and name not in known:
+            raise PydanticCustomError(
+                "unknown_reference",
+                "unknown {kind}{hint}",
+                {"kind": kind.rstrip("s"), "hint": did_you_mean(name, known)},
+            )
+        return name
+
+    return check
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Language = Annotated[str, AfterValidator(_known_language)]
+StudyLanguage = Annotated[str, AfterValidator(_study_language)]
+MixtureName = Annotated[str, AfterValidator(_reference("mixtures"))]
+ModelRef = Annotated[str, AfterValidator(_reference("models"))]
+Share = Annotated[float, Field(ge=0, le=1)]
+Paths = Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# data: where records come from
+
+
+class SplitSizes(Strict):
+    """Prompts per language and objective."""
+
+    general: NonNegativeInt = 0
+    safety: NonNegativeInt = 0
+    benign: NonNegativeInt = 0
+
+
+class BuiltinSource(Strict):
+    """The embedded six-language world (see stages/world)."""
+
+    kind: Literal["builtin"]
+    seed: int = 0
+    eval: SplitSizes
+    warmup: SplitSizes = SplitSizes()
+    train: SplitSizes
+
+    @model_validator(mode="after")
+    def _fits_in_world(self, info: ValidationInfo) -> BuiltinSource:
+        problems = []
+        for objective in OBJECTIVES:
+            asked = {s: getattr(getattr(self, s), objective) for s in ("eval", "warmup", "train")}
+            have = world.capacity(objective)
+            if sum(asked.values()) > have:
+                parts = " + ".join(f"{s} {n}" for s, n in asked.items())
+                problems.append(f"{objective}: {parts} = {sum(asked.values())} > {have}")
+        if problems:
+            raise PydanticCustomError(
+                "world_too_small",
+                "the world has fewer prompts per language than asked for ({problems})",
+                {"problems": "; ".join(problems)},
+            )
+        study = (info.context or {}).get("languages") or []
+        foreign = [code for code in study if code in ISO_639_1 and code not in world.LANGUAGES]
+        if foreign:
+            raise PydanticCustomError(
+                "language_not_in_world",
+                "the builtin world speaks {known}, not {foreign}",
+                {"known": ", ".join(world.LANGUAGES), "foreign": ", ".join(foreign)},
+            )
+        return self
+
+
+class Columns(Strict):
+    """Which column holds each field. A name with `{lang}` reads a wide file: one column per
+    language, e.g. `prompt_{lang}`."""
+
+    prompt: str
+    response: str | None = None
+    chosen: str | None = None
+    rejected: str | None = None
+    language: str | None = None
+    category: str | None = None
+    reference: str | None = None
+
+    @property
+    def wide(self) -> bool:
+        return any("{lang}" in (name or "") for name in self.model_dump().values())
+
+
+class TableSource(Strict):
+    """Rows of a table, read with `datasets.load_dataset`, mapped to records by `columns`."""
+
+    objective: Objective
+    columns: Columns
+    use: Literal["train", "eval", "both"] = "both"
+    eval_share: float = Field(0.1, gt=0, lt=1)
+    seed: int = 0
+    language: StudyLanguage | None = None
+    languages: list[StudyLanguage] | None = None
+    language_values: dict[str, StudyLanguage] = {}
+    category: str | None = None
+    max_per_language: PositiveInt | None = None
+    read_options: dict[str, Any] = {}
+
+    def _language_modes(self) -> list[str]:
+        return [
+            mode
+            for mode, used in (
+                ("`language`", self.language is not None),
+                ("`columns.language`", self.columns.language is not None),
+                ("`{lang}` in column names", self.columns.wide),
+            )
+            if used
+        ]
+
+    @model_validator(mode="after")
+    def _coherent(self) -> TableSource:
+        modes = self._language_modes()
+        if len(modes) != 1:
+            raise PydanticCustomError(
+                "language_mode",
+                "say how rows get their language with exactly one of `language`, "
+                "`columns.language`, `{lang}` in column names{extra} (got {got})",
+                {"extra": self._extra_mode(), "got": ", ".join(modes) or "none"},
+            )
+        if self.use != "eval" and self.columns.response is None and self.columns.chosen is None:
+            raise PydanticCustomError(
+                "nothing_to_train_on",
+                "a source used for training needs `columns.response` or `columns.chosen`; "
+                "set `use: eval` for prompts only",
+            )
+        if (self.columns.chosen is None) != (self.columns.rejected is None):
+            raise PydanticCustomError(
+                "half_a_pair", "`columns.chosen` and `columns.rejected` go together"
+            )
+        return self
+
+    def _extra_mode(self) -> str:
+        return ""
+
+
+class HubSource(TableSource):
+    """A dataset on the Hugging Face hub, or a local dataset folder, by `datasets.load_dataset`."""
+
+    kind: Literal["hf"]
+    dataset: str
+    subset: str | None = None
+    split: str = "train"
+    revision: str | None = None
+
+
+class FileSource(TableSource):
+    """Local jsonl, csv or parquet files (globs allowed; relative to the working directory)."""
+
+    kind: Literal["files"]
+    files: Paths | None = None
+    files_by_language: dict[StudyLanguage, Paths] | None = None
+    format: Literal["csv", "json", "parquet"] | None = None
+
+    def _language_modes(self) -> list[str]:
+        modes = super()._language_modes()
+        return modes + (["`files_by_language`"] if self.files_by_language is not None else [])
+
+    def _extra_mode(self) -> str:
+        return ", `files_by_language`"
+
+    @model_validator(mode="after")
+    def _one_file_list(self) -> FileSource:
+        if (self.files is None) == (self.files_by_language is None):
+            raise PydanticCustomError(
+                "files", "give exactly one of `files` and `files_by_language`"
+            )
+        return self
+
+
+Source = Annotated[
+    Union[BuiltinSource, HubSource, FileSource], Field(discriminator="kind")  # noqa: UP007
+]
+
+
+class Data(Strict):
+    sources: Annotated[dict[str, Source], Field(min_length=1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# mixtures, runs and merges
+
+
+class Mixture(Strict):
+    """A training set: `safety` is the share of safety examples (0.15 = 15 %), the rest general."""
+
+    safety: Share
+    languages: list[StudyLanguage] | None = None  # default: every study language
+    size_per_language: PositiveInt | None = None
+    size_total: PositiveInt | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_size(self) -> Mixture:
+        if (self.size_per_language is None) == (self.size_total is None):
+            raise PydanticCustomError(
+                "mixture_size", "give exactly one of `size_per_language` and `size_total`"
+            )
+        return self
+
+
+class Run(Strict):
+    """A training run: its mixture and the model it starts from (`base`, `sft/<run>`,
+    `dpo/<run>` or `merge/<merge>`)."""
+
+    mixture: MixtureName
+    init: ModelRef = "base"
+
+
+class MergeInput(Strict):
+    model: ModelRef
+    weight: float = 1.0
+
+
+class Merge(Strict):
+    method: str
+    models: Annotated[list[MergeInput], Field(min_length=2)]
+    base: ModelRef | None = None
+
+
+class Params(Strict):
+    seed: int = 0
+    languages: Annotated[list[Language], Field(min_length=1)]
+    data: Data
+    mixtures: dict[str, Mixture] = {}
+    sft: dict[str, Run] = {}
+    dpo: dict[str, Run] = {}
+    merges: dict[str, Merge] = {}
+
+    def mixture_languages(self, name: str) -> list[str]:
+        return self.mixtures[name].languages or self.languages
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and reporting
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        shown = repr(self.value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return f"{self.path}: {self.message} (got {shown})"
+
+
+class ParamsError(Exception):
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {count}\n{lines}")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(str(path), [Problem("<file>", "no such file", str(path))]) from None
+    except yaml.YAMLError as error:
+        raise ParamsError(str(path), [Problem("<file>", f"not valid YAML: {error}")]) from None
+    return validate_params(raw, source=str(path))
+
+
+def validate_params(raw: Any, source: str = "params") -> Params:
+    if not isinstance(raw, Mapping):
+        raise ParamsError(source, [Problem("<file>", "expected a mapping of keys", raw)])
+    problems = _cycles(raw)
+    try:
+        params = Params.model_validate(raw, context=_context(raw))
+    except ValidationError as error:
+        problems = [_problem(e) for e in error.errors()] + problems
+    if problems:
+        raise ParamsError(source, problems)
+    return params
+
+
+# A model reference is `<kind>/<name>`, its entry in the params table of that kind (or `base`).
+MODEL_TABLES = {"sft": "sft", "dpo": "dpo", "merge": "merges"}
+
+
+def _table(raw: Mapping, key: str) -> Mapping:
+    section = raw.get(key)
+    return section if isinstance(section, Mapping) else {}
+
+
+def _context(raw: Mapping) -> dict:
+    """What cross-references are checked against, read leniently from the raw file. A check
+    whose table is itself malformed is skipped: that table gets its own error."""
+    languages = raw.get("languages")
+    tables_ok = all(isinstance(raw.get(key, {}), Mapping) for key in MODEL_TABLES.values())
+    models = {"base"} | {
+        f"{kind}/{name}" for kind, key in MODEL_TABLES.items() for name in _table(raw, key)
+    }
+    return {
+        "languages": [str(c) for c in languages] if isinstance(languages, list) else None,
+        "mixtures": set(map(str, _table(raw, "mixtures")))
+        if isinstance(raw.get("mixtures", {}), Mapping)
+        else None,
+        "models": models if tables_ok else None,
+    }
+
+
+def _dependencies(raw: Mapping) -> dict[str, list[tuple[str, str]]]:
+    """Model -> the models it is built from, each with the key path that names it."""
+    edges: dict[str, list[tuple[str, str]]] = {}
+    for kind in ("sft", "dpo"):
+        for name, run in _table(raw, kind).items():
+            init = run.get("init", "base") if isinstance(run, Mapping) else None
+            if isinstance(init, str):
+                edges[f"{kind}/{name}"] = [(init, f"{kind}.{name}.init")]
+    for name, merge in _table(raw, "merges").items():
+        merge = merge if isinstance(merge, Mapping) else {}
+        inputs = merge.get("models") if isinstance(merge.get("models"), list) else []
+        edges[f"merge/{name}"] = [
+            (m["model"], f"merges.{name}.models[{i}].model")
+            for i, m in enumerate(inputs)
+            if isinstance(m, Mapping) and isinstance(m.get("model"), str)
+        ]
+        if isinstance(merge.get("base"), str):
+            edges[f"merge/{name}"].append((merge["base"], f"merges.{name}.base"))
+    return edges
+
+
+def _cycles(raw: Mapping) -> list[Problem]:
+    """Models that (indirectly) start from or merge themselves."""
+    edges = _dependencies(raw)
+    problems, done = [], set()
+
+    def visit(node: str, trail: list[str]) -> None:
+        for target, path in edges.get(node, []):
+            if target in trail:
+                loop = " -> ".join(trail[trail.index(target) :] + [target])
+                problems.append(Problem(path, f"models depend on each other: {loop}", target))
+            elif target not in done:
+                visit(target, trail + [target])
+        done.add(node)
+
+    for node in edges:
+        if node not in done:
+            visit(node, [node])
+    return problems
+
+
+def _problem(error: Mapping) -> Problem:
+    path, holder = _walk(error["loc"])
+    if error["type"] == "extra_forbidden":
+        fields = holder.model_fields if holder else {}
+        message = "unknown key" + did_you_mean(error["loc"][-1], fields)
+    else:
+        message = error["msg"]
+        if error["type"] == "missing":
+            message = "required key is missing"
+    return Problem(path or "<file>", message, error.get("input"))
+
+
+def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
+    """The user's key path for a pydantic error location, and the model holding its last key.
+
+    Pydantic adds union members (the `kind` of a source) to locations; the user never wrote
+    them, so they are followed but not shown.
+    """
+    parts: list[str] = []
+    annotation: Any = Params
+    holder: type[BaseModel] | None = None
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if part == "[key]":  # the error is about the key just shown, not its value
+            continue
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+            args = get_args(annotation)
+            annotation = args[0] if args else None
+            continue
+        members = _union_members(annotation)
+        if members:
+            chosen = next((m for m in members if part in _tags(m)), None)
+            if chosen is not None:
+                annotation = chosen
+                continue
+        parts.append(("." if parts else "") + str(part))
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            holder = annotation
+            field = annotation.model_fields.get(part)
+            annotation = field.annotation if field else None
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            annotation = None
+    return "".join(parts), holder
+
+
+def _unwrap(annotation: Any) -> Any:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    members = [m for m in _union_members(annotation) if m is not type(None)]
+    return members[0] if len(members) == 1 else annotation
+
+
+def _union_members(annotation: Any) -> tuple:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return tuple(_unwrap(m) for m in get_args(annotation))
+    return ()
+
+
+def _tags(model: Any) -> set[str]:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return set()
+    kind = model.model_fields.get("kind")
+    return set(get_args(kind.annotation)) if kind else set()

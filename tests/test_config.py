@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.core.config import ParamsError, load_params, validate_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def problems_of(raw: dict) -> dict[str, str]:
+    with pytest.raises(ParamsError) as caught:
+        validate_params(raw)
+    return {p.path: str(p) for p in caught.value.problems}
+
+
+def test_default_params_and_every_profile_are_valid():
+    for path in [REPO / "params.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
+        load_params(path)
+
+
+def _set(raw: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    for key in parents:
+        raw = raw.setdefault(key, {})
+    raw[last] = value
+
+
+BAD = [
+    # (key path to set, bad value, the path the problem is reported at, a fragment of its message)
+    ("seed", "zero", "seed", "valid integer"),
+    ("mixtures.mix15.safety", 1.5, "mixtures.mix15.safety", "less than or equal to 1"),
+    ("mixtures.mix0.safety", -0.1, "mixtures.mix0.safety", "greater than or equal to 0"),
+    ("mixtures.mix15.size_per_language", 0, "mixtures.mix15.size_per_language", "greater than 0"),
+    ("data.sources.world.train.safety", -3, "data.sources.world.train.safety", "greater than"),
+    ("mixtures.mix15.saftey", 0.2, "mixtures.mix15.saftey", "did you mean 'safety'"),
+    ("mixturez", {}, "mixturez", "did you mean 'mixtures'"),
+    ("languages", ["en", "enn"], "languages[1]", "did you mean 'en'"),
+    ("mixtures.mono15_fr.languages", ["fr", "de"], "mixtures.mono15_fr.languages[1]", "not one of"),
+    ("sft", {"a": {"mixture": "mix51"}}, "sft.a.mixture", "did you mean 'mix15'"),
+    ("sft", {"a": {"mixture": "mix0", "init": "sft/b"}}, "sft.a.init", "unknown model"),
+    (
+        "merges",
+        {"m": {"method": "ties", "models": [{"model": "sft/zz"}, {"model": "base"}]}},
+        "merges.m.models[0].model",
+        "unknown model",
+    ),
+    ("data.sources.world.kind", "bultin", "data.sources.world", "does not match"),
+    ("data.sources.world.eval.safety", 500, "data.sources.world", "fewer prompts"),
+    ("mixtures.mix0.size_total", 600, "mixtures.mix0", "exactly one of"),
+    ("languages", ["en", "de"], "data.sources.world", "not de"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "path", "fragment"), BAD, ids=[b[0] for b in BAD])
+def test_bad_value_is_reported_at_its_key(raw, key, value, path, fragment):
+    _set(raw, key, value)
+    problems = problems_of(raw)
+    assert path in problems, problems
+    assert fragment in problems[path]
+
+
+def test_a_problem_shows_the_bad_value(raw):
+    _set(raw, "mixtures.mix15.safety", 1.5)
+    _set(raw, "languages", ["en", "enn"])
+    problems = problems_of(raw)
+    assert problems["mixtures.mix15.safety"].endswith("(got 1.5)")
+    assert problems["languages[1]"].endswith("(got 'enn')")
+
+
+def test_every_problem_is_reported_at_once(raw):
+    _set(raw, "seed", "zero")
+    _set(raw, "mixtures.mix15.safety", 2)
+    _set(raw, "mixtures.mix0.saftey", 0.1)
+    _set(raw, "languages", ["en", "fr", "es", "hi", "ar", "ru", "xx"])
+    problems = problems_of(raw)
+    assert {"seed", "mixtures.mix15.safety", "mixtures.mix0.saftey", "languages[6]"} <= set(
+        problems
+    )
+
+
+def test_runs_that_start_from_each_other_are_a_cycle(raw):
+    raw["sft"] = {"a": {"mixture": "mix0", "init": "dpo/b"}}
+    raw["dpo"] = {"b": {"mixture": "mix0", "init": "merge/m"}}
+    raw["merges"] = {"m": {"method": "linear", "models": [{"model": "sft/a"}, {"model": "base"}]}}
+    problems = problems_of(raw)
+    assert any("depend on each other" in message for message in problems.values())
+
+
+def test_declared_runs_and_merges_validate(raw):
+    raw["sft"] = {"mix0": {"mixture": "mix0"}, "mix100": {"mixture": "mix100"}}
+    raw["dpo"] = {"mix0": {"mixture": "mix0", "init": "sft/mix0"}}
+    raw["merges"] = {
+        "obj": {"method": "linear", "models": [{"model": "sft/mix0"}, {"model": "sft/mix100"}]}
+    }
+    params = validate_params(raw)
+    assert params.dpo["mix0"].init == "sft/mix0"
+
+
+def test_table_source_must_say_where_languages_come_from(raw):
+    raw["data"]["sources"]["extra"] = {
+        "kind": "files",
+        "files": "x.jsonl",
+        "objective": "safety",
+        "columns": {"prompt": "p", "response": "r"},
+    }
+    problems = problems_of(raw)
+    assert "exactly one of `language`" in problems["data.sources.extra"]
+
+
+def test_a_training_source_needs_something_to_train_on(raw):
+    raw["data"]["sources"]["extra"] = {
+        "kind": "hf",
+        "dataset": "org/set",
+        "objective": "general",
+        "language": "en",
+        "use": "train",
+        "columns": {"prompt": "p"},
+    }
+    assert "columns.response" in problems_of(raw)["data.sources.extra"]
+
+
+def test_unreadable_files_are_reported(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ParamsError, match="no such file"):
+        load_params(missing)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("languages: [en\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(broken)
+    listed = tmp_path / "list.yaml"
+    listed.write_text(yaml.safe_dump(["en"]))
+    with pytest.raises(ParamsError, match="mapping"):
+        load_params(listed)
