@@ -1,0 +1,281 @@
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+
+import pytest
+
+from stages.core.config import validate_params
+from stages.core.errors import StageError
+from stages.core.records import prompt_key
+from stages.sources import read_source
+from tests.conftest import SHARED_DATA
+
+STUDY = ["en", "fr", "es", "hi", "ar", "ru"]
+
+
+def source(**entry):
+    """A validated source entry, in a study of the paper's six languages."""
+    raw = {"languages": STUDY, "data": {"sources": {"s": entry}}}
+    return validate_params(raw).data.sources["s"]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return str(path)
+
+
+def test_column_mapping_with_a_language_column_and_language_values(tmp_path):
+    rows = [
+        {
+            "q": "How do I pick a lock?",
+            "good": "I can't help.",
+            "bad": "Use a pin.",
+            "lang": "English",
+        },
+        {"q": "Comment crocheter ?", "good": "Non.", "bad": "Une épingle.", "lang": "fr"},
+        {"q": "¿Cómo forzar?", "good": "No.", "bad": "Con una horquilla.", "lang": "ES"},
+    ]
+    path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    config = source(
+        kind="files",
+        files=path,
+        objective="safety",
+        use="train",
+        languages=["en", "fr", "es"],
+        language_values={"English": "en"},
+        columns={"prompt": "q", "chosen": "good", "rejected": "bad", "language": "lang"},
+    )
+    output = read_source("pairs", config, STUDY)
+    records = {r.language: r for r in output.records["train"]}
+    assert set(records) == {"en", "fr", "es"}
+    assert records["en"].chosen == "I can't help." and records["en"].rejected == "Use a pin."
+    assert records["en"].response == "I can't help.", "the chosen answer is the SFT target"
+    assert records["fr"].objective == "safety" and records["fr"].source == "pairs"
+    assert records["fr"].category == "pairs", "without a category column: the file's name"
+
+
+def test_a_wide_file_gives_one_record_per_language_column(tmp_path):
+    path = tmp_path / "wide.csv"
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "prompt_en", "prompt_ru", "prompt_hi"])
+        writer.writerow([1, "Where is the station?", "Где вокзал?", "स्टेशन कहाँ है?"])
+        writer.writerow([2, "What time is it?", "Который час?", "कितने बजे हैं?"])
+    config = source(
+        kind="files",
+        files=str(path),
+        objective="general",
+        use="eval",
+        languages=["en", "ru", "hi"],
+        columns={"prompt": "prompt_{lang}"},
+    )
+    output = read_source("wide", config, STUDY)
+    by_language = Counter(r.language for r in output.records["eval"])
+    assert by_language == {"en": 2, "ru": 2, "hi": 2}
+    assert {r.prompt for r in output.records["eval"] if r.language == "ru"} == {
+        "Где вокзал?",
+        "Который час?",
+    }
+
+
+def test_malformed_rows_are_skipped_counted_and_located(tmp_path):
+    rows = [
+        {"p": "fine prompt", "r": "fine answer", "l": "en"},
+        {"p": "   ", "r": "answer to nothing", "l": "en"},
+        {"p": "no answer", "r": None, "l": "en"},
+        {"p": "which language?", "r": "who knows", "l": "klingon"},
+        {"p": "FINE   prompt", "r": "the same prompt again", "l": "en"},
+        {"p": "not requested", "r": "a German row", "l": "de"},
+        {"p": "another fine prompt", "r": "another answer", "l": "en"},
+    ]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    config = source(
+        kind="files",
+        files=path,
+        objective="general",
+        use="train",
+        languages=["en"],
+        columns={"prompt": "p", "response": "r", "language": "l"},
+    )
+    output = read_source("rows", config, STUDY)
+    assert [r.prompt for r in output.records["train"]] == ["fine prompt", "another fine prompt"]
+    report = output.report
+    assert report["rows"] == 7
+    assert report["skipped"] == {
+        "empty prompt": 1,
+        "empty response": 1,
+        "unknown language 'klingon'": 1,
+        "duplicate prompt": 1,
+    }
+    assert report["filtered"] == {"language de not requested": 1}
+    assert report["examples"]["empty prompt"] == [f"{path} row 2"]
+
+
+def test_preference_pairs_must_differ(tmp_path):
+    rows = [
+        {"p": "a", "c": "same", "x": "same"},
+        {"p": "b", "c": "good", "x": "bad"},
+    ]
+    path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    config = source(
+        kind="files",
+        files=path,
+        objective="general",
+        use="train",
+        language="en",
+        columns={"prompt": "p", "chosen": "c", "rejected": "x"},
+    )
+    output = read_source("pairs", config, STUDY)
+    assert [r.prompt for r in output.records["train"]] == ["b"]
+    assert output.report["skipped"] == {"chosen equals rejected": 1}
+
+
+def test_chat_columns_give_their_last_message_of_the_right_role(tmp_path):
+    row = {
+        "prompt": "Name a colour.",
+        "chosen": [
+            {"role": "user", "content": "Name a colour."},
+            {"role": "assistant", "content": "Blue."},
+        ],
+        "rejected": [
+            {"role": "user", "content": "Name a colour."},
+            {"role": "assistant", "content": "Five."},
+        ],
+    }
+    path = write_jsonl(tmp_path / "chat.jsonl", [row, {**row, "prompt": "Name another colour."}])
+    config = source(
+        kind="files",
+        files=path,
+        objective="general",
+        language="en",
+        use="train",
+        columns={"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"},
+    )
+    record = read_source("chat", config, STUDY).records["train"][0]
+    assert (record.chosen, record.rejected) == ("Blue.", "Five.")
+
+
+def test_a_requested_language_without_records_is_an_error_naming_both(tmp_path):
+    path = write_jsonl(tmp_path / "en.jsonl", [{"p": "only English", "l": "en"}])
+    config = source(
+        kind="files",
+        files=path,
+        objective="safety",
+        use="eval",
+        columns={"prompt": "p", "language": "l"},
+    )
+    with pytest.raises(
+        StageError, match=r"data\.sources\.only: no usable records for fr, es, hi, ar, ru"
+    ):
+        read_source("only", config, STUDY)
+
+
+def test_a_missing_column_is_an_error_with_a_suggestion(tmp_path):
+    path = write_jsonl(tmp_path / "x.jsonl", [{"prompt": "p", "language": "en"}])
+    config = source(
+        kind="files",
+        files=path,
+        objective="safety",
+        use="eval",
+        columns={"prompt": "promt", "language": "language"},
+    )
+    with pytest.raises(
+        StageError, match=r"columns\.prompt: no column 'promt'.*did you mean 'prompt'"
+    ):
+        read_source("x", config, STUDY)
+
+
+def test_a_glob_that_matches_nothing_is_an_error(tmp_path):
+    config = source(
+        kind="files",
+        files=str(tmp_path / "*.csv"),
+        objective="safety",
+        use="eval",
+        language="en",
+        columns={"prompt": "p"},
+    )
+    with pytest.raises(StageError, match="no file matches"):
+        read_source("nothing", config, STUDY)
+
+
+def test_a_local_dataset_folder_loads_as_an_hf_source(tmp_path):
+    folder = tmp_path / "dataset"
+    (folder / "data").mkdir(parents=True)
+    rows = [{"text": f"prompt {i}", "answer": f"answer {i}", "language": "hi"} for i in range(20)]
+    write_jsonl(folder / "data" / "train.jsonl", rows)
+    config = source(
+        kind="hf",
+        dataset=str(folder),
+        split="train",
+        objective="general",
+        eval_share=0.25,
+        seed=3,
+        columns={"prompt": "text", "response": "answer", "language": "language"},
+        languages=["hi"],
+    )
+    output = read_source("local", config, STUDY)
+    train, held_out = output.records["train"], output.records["eval"]
+    assert (len(train), len(held_out)) == (15, 5)
+    assert not {r.prompt for r in train} & {r.prompt for r in held_out}
+    again = read_source("local", config, STUDY)
+    assert again.records == output.records, "the split is seeded"
+
+
+def test_an_unreachable_hub_dataset_is_a_clear_error():
+    config = source(
+        kind="hf",
+        dataset="no-such-org/no-such-dataset",
+        objective="safety",
+        use="eval",
+        language="en",
+        columns={"prompt": "prompt"},
+    )
+    with pytest.raises(
+        StageError, match="data.sources.hub: cannot load no-such-org/no-such-dataset"
+    ):
+        read_source("hub", config, STUDY)
+
+
+def test_max_per_language_keeps_a_seeded_sample(tmp_path):
+    rows = [{"p": f"prompt {i}", "r": "a"} for i in range(30)]
+    path = write_jsonl(tmp_path / "many.jsonl", rows)
+    config = source(
+        kind="files",
+        files=path,
+        objective="general",
+        language="fr",
+        use="train",
+        max_per_language=10,
+        columns={"prompt": "p", "response": "r"},
+    )
+    output = read_source("many", config, STUDY)
+    assert len(output.records["train"]) == 10
+    assert output.report["filtered"] == {"over max_per_language": 20}
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "xsafety").is_dir(), reason="XSafety files not present")
+def test_xsafety_keeps_every_language_and_says_what_it_skipped():
+    folder = SHARED_DATA / "xsafety"
+    config = source(
+        kind="files",
+        objective="safety",
+        use="eval",
+        files_by_language={code: str(folder / code / "*.csv") for code in STUDY},
+        read_options={"header": None},
+        columns={"prompt": "0"},
+    )
+    output = read_source("xsafety", config, STUDY)
+    records = output.records["eval"]
+    per_language = Counter(r.language for r in records)
+    # Three files of 200 prompts per language; what is missing is reported, not lost.
+    skipped = sum(output.report["skipped"].values())
+    assert sum(per_language.values()) + skipped == output.report["rows"] == 6 * 600
+    assert set(per_language) == set(STUDY) and min(per_language.values()) >= 590
+    assert output.report["skipped"] == {"duplicate prompt": 6, "empty prompt": 1}
+    assert not any(r.prompt.startswith("\ufeff") for r in records), "byte-order marks removed"
+    assert len({(r.language, prompt_key(r.prompt)) for r in records}) == len(records)
+    assert any("\n" in r.prompt for r in records), "multi-line records stay whole"
+    categories = Counter(r.category for r in records if r.language == "en")
+    assert len(categories) == 3
