@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from stages.cli import app
+
+runner = CliRunner()
+COMMANDS = sorted(typer.main.get_command(app).commands)
+
+
+def test_every_stage_that_exists_has_a_command():
+    assert COMMANDS == ["mix", "prepare", "validate"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_works_and_documents_the_params_option(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--params" in result.output
+    assert len(result.output.strip().splitlines()) > 5
+
+
+def test_top_level_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+
+
+def test_validate_names_every_bad_key_exits_2_and_writes_nothing(
+    tmp_path, monkeypatch, small_raw, write_params
+):
+    small_raw["mixtures"]["mix15"]["safety"] = 1.5
+    small_raw["mixtures"]["mix100"]["sise_per_language"] = 3
+    small_raw["languages"].append("zz")
+    path = write_params(small_raw, "bad.yaml")
+    monkeypatch.chdir(tmp_path)
+    for command in (["validate"], ["prepare"], ["mix", "mix15"]):
+        result = runner.invoke(app, [*command, "--params", str(path)])
+        assert result.exit_code == 2, result.output
+        for key in ("mixtures.mix15.safety", "mixtures.mix100.sise_per_language", "languages[3]"):
+            assert key in result.output
+        assert "did you mean 'size_per_language'" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_stages_run_from_a_profile_and_an_unknown_mixture_gets_a_suggestion(
+    tmp_path, monkeypatch, small_raw, write_params
+):
+    path = write_params(small_raw, "profile.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["validate", "-p", str(path)]).exit_code == 0
+    result = runner.invoke(app, ["prepare", "--params", str(path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data" / "prepared" / "train" / "hi" / "safety.jsonl").exists()
+    result = runner.invoke(app, ["mix", "mix15", "--params", str(path)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "data/mixtures/mix15/manifest.json").read_text())
+    assert manifest["realised"]["safety_share"] == 0.15
+    result = runner.invoke(app, ["mix", "mix51", "--params", str(path)])
+    assert result.exit_code == 2
+    assert "did you mean 'mix15'" in result.output
+
+
+def test_a_data_problem_is_a_message_not_a_traceback(
+    tmp_path, monkeypatch, small_raw, write_params
+):
+    small_raw["mixtures"]["mix100"]["size_per_language"] = 500
+    path = write_params(small_raw)
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["prepare", "-p", str(path)]).exit_code == 0
+    result = runner.invoke(app, ["mix", "mix100", "-p", str(path)])
+    assert result.exit_code == 1
+    assert "500 safety in en (there are 60)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_installed_console_script_exits_2_on_bad_params(tmp_path, small_raw, write_params):
+    small_raw["mixtures"]["mix15"]["safety"] = "lots"
+    path = write_params(small_raw)
+    script = Path(sys.executable).with_name("mixmerge")
+    result = subprocess.run(
+        [str(script), "validate", "--params", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "mixtures.mix15.safety" in result.stderr and result.stdout == ""
