@@ -1,0 +1,81 @@
+"""The DVC pipeline end to end, in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """The project's files (tracked or not ignored) in a fresh git repository."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    copy = tmp_path_factory.mktemp("repo")
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, copy / name)
+    _run(["git", "init", "-q"], copy)
+    _run(["git", "add", "-A"], copy)
+    _run(["git", "commit", "-q", "-m", "copy"], copy)
+    return copy
+
+
+def _stages_run(output: str) -> set[str]:
+    return {
+        line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")
+    }
+
+
+def test_repro_runs_prepare_and_every_mixture_then_does_nothing(repo):
+    output = _run(["dvc", "repro"], repo)
+    mixtures = yaml.safe_load((repo / "params.yaml").read_text())["mixtures"]
+    assert _stages_run(output) == {"prepare"} | {f"mix@{name}" for name in mixtures}
+    for name in mixtures:
+        manifest = json.loads((repo / "data" / "mixtures" / name / "manifest.json").read_text())
+        assert manifest["realised"]["safety_share"] == pytest.approx(
+            mixtures[name]["safety"], abs=0.01
+        )
+    metrics = _run(["dvc", "metrics", "show", "--json"], repo)
+    assert "realised" in metrics
+    assert "up to date" in _run(["dvc", "repro"], repo)
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-q", "-m", "repro"], repo)
+
+
+def test_an_experiment_on_one_share_reruns_only_that_mixture(repo):
+    output = _run(["dvc", "exp", "run", "-S", "mixtures.mix15.safety=0.3"], repo)
+    assert _stages_run(output) == {"mix@mix15"}
+    manifest = json.loads((repo / "data/mixtures/mix15/manifest.json").read_text())
+    assert manifest["realised"]["safety_share"] == pytest.approx(0.3, abs=0.01)
+    assert manifest["counts"]["ar"]["safety"] == 36
