@@ -18,13 +18,14 @@ export DVC_NO_ANALYTICS := 1
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/dvc repro
+	# the stages call `mixmerge`, from the environment
+	PATH="$(abspath $(BIN)):$$PATH" dvc repro
 
 test: setup
 	$(BIN)/python -m pytest
