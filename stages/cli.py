@@ -52,7 +52,7 @@ def _load(path: Path) -> Params:
         raise typer.Exit(2) from None
 
 
-def _fail(error: Exception, code: int = 1) -> typer.Exit:
+def _fail(error: Exception | str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {error}", err=True)
     return typer.Exit(code)
 
@@ -106,8 +106,7 @@ def mix(
         raise _fail(error) from None
     realised = manifest["realised"]
     typer.echo(
-        f"{name}: {realised['sft_examples']} SFT and {realised['preference_examples']} "
-        f"preference examples, safety share {realised['safety_share']:.3f}"
+        f"{name}: {realised['examples']} examples, safety share {realised['safety_share']:.3f}"
     )
 
 

@@ -34,7 +34,7 @@ def prepare(params: Params) -> tuple[dict[str, list[Record]], list[dict], dict]:
                     continue
                 group = seen["eval" if split == "eval" else "trained"]
                 if key in group:
-                    dropped["prompt in two sources"] += 1
+                    dropped["duplicate prompt across sources or splits"] += 1
                     continue
                 group.add(key)
                 splits[split].append(record)

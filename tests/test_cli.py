@@ -62,7 +62,7 @@ def test_stages_run_from_a_profile_and_an_unknown_mixture_gets_a_suggestion(
     assert (tmp_path / "data" / "prepared" / "train" / "hi" / "safety.jsonl").exists()
     result = runner.invoke(app, ["mix", "mix15", "--params", str(path)])
     assert result.exit_code == 0, result.output
-    manifest = json.loads((tmp_path / "data/mixtures/mix15/manifest.json").read_text())
+    manifest = json.loads((tmp_path / "reports/mixtures/mix15.json").read_text())
     assert manifest["realised"]["safety_share"] == 0.15
     result = runner.invoke(app, ["mix", "mix51", "--params", str(path)])
     assert result.exit_code == 2

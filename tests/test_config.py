@@ -30,7 +30,9 @@ def _set(raw: dict, dotted: str, value) -> None:
 
 BAD = [
     # (key path to set, bad value, the path the problem is reported at, a fragment of its message)
-    ("seed", "zero", "seed", "valid integer"),
+    ("data.sources.world.seed", "zero", "data.sources.world.seed", "valid integer"),
+    ("mixtures.mix15.safety", True, "mixtures.mix15.safety", "valid number"),
+    ("mixtures.mix15.safety", "0.5", "mixtures.mix15.safety", "valid number"),
     ("mixtures.mix15.safety", 1.5, "mixtures.mix15.safety", "less than or equal to 1"),
     ("mixtures.mix0.safety", -0.1, "mixtures.mix0.safety", "greater than or equal to 0"),
     ("mixtures.mix15.size_per_language", 0, "mixtures.mix15.size_per_language", "greater than 0"),
@@ -47,7 +49,10 @@ BAD = [
         "merges.m.models[0].model",
         "unknown model",
     ),
-    ("data.sources.world.kind", "bultin", "data.sources.world", "does not match"),
+    ("data.sources.world.kind", "bultin", "data.sources.world.kind", "did you mean 'builtin'"),
+    ("mixtures.mono15_fr.size_per_language", 10, "mixtures.mono15_fr", "would be 0.200"),
+    ("mixtures.mix0.languages", ["en", "en"], "mixtures.mix0.languages", "more than once"),
+    ("mixtures", {"../up": {"safety": 0, "size_per_language": 5}}, "mixtures.../up", "a name may"),
     ("data.sources.world.eval.safety", 500, "data.sources.world", "fewer prompts"),
     ("mixtures.mix0.size_total", 600, "mixtures.mix0", "exactly one of"),
     ("languages", ["en", "de"], "data.sources.world", "not de"),
@@ -71,14 +76,13 @@ def test_a_problem_shows_the_bad_value(raw):
 
 
 def test_every_problem_is_reported_at_once(raw):
-    _set(raw, "seed", "zero")
+    _set(raw, "data.sources.world.seed", "zero")
     _set(raw, "mixtures.mix15.safety", 2)
     _set(raw, "mixtures.mix0.saftey", 0.1)
     _set(raw, "languages", ["en", "fr", "es", "hi", "ar", "ru", "xx"])
     problems = problems_of(raw)
-    assert {"seed", "mixtures.mix15.safety", "mixtures.mix0.saftey", "languages[6]"} <= set(
-        problems
-    )
+    expected = {"data.sources.world.seed", "mixtures.mix15.safety", "mixtures.mix0.saftey"}
+    assert expected | {"languages[6]"} <= set(problems)
 
 
 def test_runs_that_start_from_each_other_are_a_cycle(raw):
@@ -86,7 +90,8 @@ def test_runs_that_start_from_each_other_are_a_cycle(raw):
     raw["dpo"] = {"b": {"mixture": "mix0", "init": "merge/m"}}
     raw["merges"] = {"m": {"method": "linear", "models": [{"model": "sft/a"}, {"model": "base"}]}}
     problems = problems_of(raw)
-    assert any("depend on each other" in message for message in problems.values())
+    loop = "depend on each other: sft/a -> dpo/b -> merge/m -> sft/a"
+    assert loop in problems["merges.m.models[0].model"]
 
 
 def test_declared_runs_and_merges_validate(raw):
@@ -95,6 +100,7 @@ def test_declared_runs_and_merges_validate(raw):
     raw["merges"] = {
         "obj": {"method": "linear", "models": [{"model": "sft/mix0"}, {"model": "sft/mix100"}]}
     }
+    raw["mixtures"]["mix0"]["seed"] = 3
     params = validate_params(raw)
     assert params.dpo["mix0"].init == "sft/mix0"
 
@@ -110,6 +116,22 @@ def test_table_source_must_say_where_languages_come_from(raw):
     assert "exactly one of `language`" in problems["data.sources.extra"]
 
 
+def test_a_fixed_language_excludes_a_language_list_and_value_map(raw):
+    raw["data"]["sources"]["extra"] = {
+        "kind": "files",
+        "files": "x.jsonl",
+        "objective": "safety",
+        "use": "eval",
+        "language": "en",
+        "languages": ["fr"],
+        "columns": {"prompt": "p"},
+    }
+    assert "no use when `language` is fixed" in problems_of(raw)["data.sources.extra"]
+    del raw["data"]["sources"]["extra"]["languages"]
+    raw["data"]["sources"]["extra"]["language_values"] = {"English": "en"}
+    assert "`columns.language`, which is not set" in problems_of(raw)["data.sources.extra"]
+
+
 def test_a_training_source_needs_something_to_train_on(raw):
     raw["data"]["sources"]["extra"] = {
         "kind": "hf",
@@ -122,10 +144,28 @@ def test_a_training_source_needs_something_to_train_on(raw):
     assert "columns.response" in problems_of(raw)["data.sources.extra"]
 
 
+def test_a_missing_source_kind_or_key_names_what_is_missing(raw):
+    del raw["data"]["sources"]["world"]["kind"]
+    del raw["mixtures"]["mix15"]["safety"]
+    problems = problems_of(raw)
+    assert problems["data.sources.world.kind"].endswith(
+        "required key is missing (one of builtin, hf, files)"
+    )
+    assert problems["mixtures.mix15.safety"].endswith("required key is missing")
+
+
 def test_unreadable_files_are_reported(tmp_path):
     missing = tmp_path / "nope.yaml"
     with pytest.raises(ParamsError, match="no such file"):
         load_params(missing)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("languages: [fr]  # français".encode("latin-1"))
+    with pytest.raises(ParamsError, match="cannot read"):
+        load_params(latin1)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("languages: [en]\nlanguages: [fr]\n")
+    with pytest.raises(ParamsError, match="'languages' appears twice"):
+        load_params(twice)
     broken = tmp_path / "broken.yaml"
     broken.write_text("languages: [en\n")
     with pytest.raises(ParamsError, match="not valid YAML"):

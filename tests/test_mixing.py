@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -39,7 +40,7 @@ def test_sizes_per_language_and_in_total():
 def test_a_share_that_whole_examples_cannot_meet_is_an_error():
     counts = mixing.allocate(["en"], 0.15, size_per_language=10)
     with pytest.raises(StageError, match="realised safety share would be 0.200"):
-        mixing.check_share("tiny", 0.15, counts)
+        mixing.check_share(0.15, counts)
 
 
 def _pool(n_safety: int, n_general: int, language: str = "en") -> list[Record]:
@@ -64,11 +65,11 @@ def _pool(n_safety: int, n_general: int, language: str = "en") -> list[Record]:
 def test_selection_is_seeded_without_replacement_and_ignores_file_order():
     pool = _pool(30, 80)
     counts = {"en": {"safety": 12, "general": 68}}
-    chosen = mixing.select("m", pool, counts, seed=7)
+    chosen = mixing.select(pool, counts, seed=7)
     assert len({r.id for r in chosen}) == 80
     assert Counter(r.objective for r in chosen) == {"safety": 12, "general": 68}
-    assert mixing.select("m", list(reversed(pool)), counts, seed=7) == chosen
-    assert mixing.select("m", pool, counts, seed=8) != chosen
+    assert mixing.select(list(reversed(pool)), counts, seed=7) == chosen
+    assert mixing.select(pool, counts, seed=8) != chosen
     assert [r.objective for r in chosen[:12]] != ["safety"] * 12, "objectives are interleaved"
 
 
@@ -76,7 +77,7 @@ def test_asking_for_more_than_exists_says_how_many_exist():
     pool = _pool(5, 80) + _pool(3, 80, language="fr")
     counts = {"en": {"safety": 12, "general": 10}, "fr": {"safety": 12, "general": 10}}
     with pytest.raises(StageError) as caught:
-        mixing.select("m", pool, counts, seed=0, form="SFT")
+        mixing.select(pool, counts, seed=0)
     message = str(caught.value)
     assert "12 safety in en (there are 5)" in message and "12 safety in fr (there are 3)" in message
 
@@ -108,7 +109,9 @@ def test_prepare_writes_every_split_language_and_objective(prepared):
 
 def test_a_mixture_realises_its_share_and_keeps_both_forms_aligned(prepared):
     params, root = prepared
-    manifest = mix.run(params, "mix15", prepared=root / "prepared", out=root / "mixtures")
+    manifest = mix.run(
+        params, "mix15", root / "prepared", out=root / "mixtures", manifests=root / "manifests"
+    )
     assert manifest["realised"]["safety_share"] == pytest.approx(0.15, abs=0.01)
     assert manifest["counts"]["fr"] == {"safety": 6, "general": 34}
     folder = root / "mixtures" / "mix15"
@@ -117,7 +120,7 @@ def test_a_mixture_realises_its_share_and_keeps_both_forms_aligned(prepared):
     assert len(sft) == len(preference) == 120
     assert [row["messages"][0]["role"] for row in sft[:3]] == ["user"] * 3
     assert {row["id"] for row in sft} == {row["id"] for row in preference}
-    assert json.loads((folder / "manifest.json").read_text()) == manifest
+    assert json.loads((root / "manifests" / "mix15.json").read_text()) == manifest
     train_ids = {
         json.loads(line)["id"]
         for path in (root / "prepared" / "train").rglob("*.jsonl")
@@ -126,13 +129,33 @@ def test_a_mixture_realises_its_share_and_keeps_both_forms_aligned(prepared):
     assert {row["id"] for row in sft} <= train_ids
 
 
-def test_a_mixture_asking_for_too_much_fails_and_writes_nothing(prepared):
+def test_a_mixture_asking_for_too_much_fails_and_keeps_the_previous_output(prepared):
     params, root = prepared
+    folders = {"out": root / "mixtures", "manifests": root / "manifests"}
+    mix.run(params, "mix100", root / "prepared", **folders)
+    before = (root / "mixtures" / "mix100" / "sft.jsonl").read_bytes()
     raw = params.model_dump(exclude_none=True)
     raw["mixtures"]["mix100"]["size_per_language"] = 61
     with pytest.raises(StageError, match=r"61 safety in en \(there are 60\)"):
-        mix.run(validate_params(raw), "mix100", prepared=root / "prepared", out=root / "mixtures")
-    assert not (root / "mixtures" / "mix100").exists()
+        mix.run(validate_params(raw), "mix100", root / "prepared", **folders)
+    assert (root / "mixtures" / "mix100" / "sft.jsonl").read_bytes() == before
+    assert not list((root / "mixtures").glob(".*tmp*"))
+
+
+def test_a_mixture_of_one_form_draws_from_records_with_that_form(prepared):
+    params, root = prepared
+    raw = params.model_dump(exclude_none=True)
+    raw["mixtures"]["mix15"]["forms"] = ["sft"]
+    params = validate_params(raw)
+    pool = [
+        dataclasses.replace(r, chosen=None, rejected=None)
+        for r in mix.load_split(root / "prepared", "train", params.languages)
+    ]
+    chosen, manifest = mix.build_mixture(params, "mix15", pool)
+    assert len(chosen) == manifest["realised"]["examples"] == 120
+    raw["mixtures"]["mix15"]["forms"] = ["sft", "preference"]
+    with pytest.raises(StageError, match="train records with sft and preference"):
+        mix.build_mixture(validate_params(raw), "mix15", pool)
 
 
 def test_an_eval_prompt_of_one_source_never_reaches_training_from_another(tmp_path, small_raw):

@@ -80,6 +80,59 @@ def test_a_wide_file_gives_one_record_per_language_column(tmp_path):
     }
 
 
+def test_a_wide_row_missing_one_language_says_which(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text("prompt_en,prompt_fr\nHello?,Bonjour ?\nGood night?,\n", encoding="utf-8")
+    config = source(
+        kind="files",
+        files=str(path),
+        objective="general",
+        use="eval",
+        languages=["en", "fr"],
+        columns={"prompt": "prompt_{lang}"},
+    )
+    output = read_source("wide", config, STUDY)
+    assert Counter(r.language for r in output.records["eval"]) == {"en": 2, "fr": 1}
+    assert output.report["skipped"] == {"empty prompt (fr)": 1}
+    assert output.report["examples"]["empty prompt (fr)"] == [f"{path} row 2"]
+
+
+def test_numbers_languages_with_spaces_and_category_names_are_normalised(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        "q,a,lang,cat\nHow much is 2+2?,4,English ,maths\nAnd 3+3?,6,en,Maths\n", encoding="utf-8"
+    )
+    config = source(
+        kind="files",
+        files=str(path),
+        objective="general",
+        use="train",
+        language_values={"English": "en"},
+        category_values={"Maths": "maths"},
+        columns={"prompt": "q", "response": "a", "language": "lang", "category": "cat"},
+        languages=["en"],
+    )
+    records = read_source("rows", config, STUDY).records["train"]
+    assert [(r.response, r.language, r.category) for r in records] == [
+        ("4", "en", "maths"),
+        ("6", "en", "maths"),
+    ]
+
+
+def test_both_splits_keep_a_prompt_whatever_the_share(tmp_path):
+    path = write_jsonl(tmp_path / "two.jsonl", [{"p": "one", "r": "a"}, {"p": "two", "r": "b"}])
+    config = source(
+        kind="files",
+        files=path,
+        objective="general",
+        language="es",
+        eval_share=0.9,
+        columns={"prompt": "p", "response": "r"},
+    )
+    records = read_source("two", config, STUDY).records
+    assert (len(records["train"]), len(records["eval"])) == (1, 1)
+
+
 def test_malformed_rows_are_skipped_counted_and_located(tmp_path):
     rows = [
         {"p": "fine prompt", "r": "fine answer", "l": "en"},
@@ -255,18 +308,28 @@ def test_max_per_language_keeps_a_seeded_sample(tmp_path):
     assert output.report["filtered"] == {"over max_per_language": 20}
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "xsafety").is_dir(), reason="XSafety files not present")
-def test_xsafety_keeps_every_language_and_says_what_it_skipped():
+needs_xsafety = pytest.mark.skipif(
+    not (SHARED_DATA / "xsafety").is_dir(), reason="XSafety files not present"
+)
+
+
+def xsafety(**extra):
+    """The XSafety folder as published: headerless CSVs, one folder per language."""
     folder = SHARED_DATA / "xsafety"
-    config = source(
+    return source(
         kind="files",
         objective="safety",
         use="eval",
         files_by_language={code: str(folder / code / "*.csv") for code in STUDY},
         read_options={"header": None},
         columns={"prompt": "0"},
+        **extra,
     )
-    output = read_source("xsafety", config, STUDY)
+
+
+@needs_xsafety
+def test_xsafety_keeps_every_language_and_says_what_it_skipped():
+    output = read_source("xsafety", xsafety(), STUDY)
     records = output.records["eval"]
     per_language = Counter(r.language for r in records)
     # Three files of 200 prompts per language; what is missing is reported, not lost.
@@ -277,5 +340,21 @@ def test_xsafety_keeps_every_language_and_says_what_it_skipped():
     assert not any(r.prompt.startswith("\ufeff") for r in records), "byte-order marks removed"
     assert len({(r.language, prompt_key(r.prompt)) for r in records}) == len(records)
     assert any("\n" in r.prompt for r in records), "multi-line records stay whole"
-    categories = Counter(r.category for r in records if r.language == "en")
-    assert len(categories) == 3
+    assert len({r.category for r in records if r.language == "en"}) == 3
+
+
+@needs_xsafety
+def test_xsafety_file_names_map_to_one_set_of_categories():
+    names = {
+        "Crimes_And_Illegal_Activities_en": "crimes",
+        "Crimes_And_Illegal_Activities": "crimes",
+        "Crimes_And_Illegal_Activitie": "crimes",
+        "Insult_n": "insult",
+        "Insult": "insult",
+        "Physical_Harm_n": "physical_harm",
+        "Physical_Harm": "physical_harm",
+    }
+    records = read_source("xsafety", xsafety(category_values=names), STUDY).records["eval"]
+    for code in STUDY:
+        categories = {r.category for r in records if r.language == code}
+        assert categories == {"crimes", "insult", "physical_harm"}

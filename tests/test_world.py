@@ -7,7 +7,7 @@ import pytest
 
 from stages.core.records import prompt_key
 from stages.world import LANGUAGES, PACKS, build_world, capacity, general, judge, pretraining_corpus  # noqa: E501
-from stages.world.pack import HARM_CATEGORIES
+from stages.world.pack import HARM_CATEGORIES, TASK_TEMPLATES
 
 SIZES = {
     "eval": {"general": 50, "safety": 42, "benign": 30},
@@ -20,6 +20,25 @@ SCRIPTS = {
     "ru": re.compile("[\u0400-\u04ff]"),
 }
 LATIN = re.compile("[A-Za-zÀ-ÿ]")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_pack_has_the_same_shape_as_english(language):
+    pack, english = PACKS[language], PACKS["en"]
+    assert set(pack.tasks) == set(TASK_TEMPLATES)
+    for name, template in pack.tasks.items():
+        assert len(template.prompts) == len(english.tasks[name].prompts)
+    assert set(pack.words) == set(english.words) and set(pack.countries) == set(english.countries)
+    assert set(pack.in_language) == set(PACKS)
+    assert set(pack.harmful_acts) == set(pack.harmful_steps) == set(HARM_CATEGORIES)
+    for category in HARM_CATEGORIES:
+        assert len(pack.harmful_acts[category]) == len(english.harmful_acts[category])
+        for step in pack.harmful_steps[category]:
+            assert step.marker.casefold() in step.text.casefold()
+    for refusal in pack.refusals:
+        assert refusal.marker.casefold() in refusal.text.casefold()
+    assert len(pack.request_frames) == len(english.request_frames)
+    assert len(pack.benign) == len(english.benign)
 
 
 @pytest.fixture(scope="module")

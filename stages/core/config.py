@@ -8,6 +8,7 @@ alongside the type checks instead of after them.
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,12 +31,25 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from stages import world
+from stages.core import mixing
+from stages.core.errors import StageError
 from stages.core.languages import ISO_639_1
 from stages.core.records import OBJECTIVES, Objective
 from stages.core.suggest import did_you_mean
 
 # ---------------------------------------------------------------------------------------------
 # Field types whose checks name the allowed values.
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _name(name: str) -> str:
+    # Names become folder names and DVC stage keys (`mix@<name>`).
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise PydanticCustomError(
+            "bad_name", "a name may hold letters, digits, '_', '-' and '.' (not '..') only"
+        )
+    return name
 
 
 def _known_language(code: str) -> str:
@@ -62,14 +76,23 @@ def _study_language(code: str, info: ValidationInfo) -> str:
     return code
 
 
+def _unique(values: list) -> list:
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise PydanticCustomError(
+            "repeated", "{repeated} listed more than once", {"repeated": ", ".join(repeated)}
+        )
+    return values
+
+
 def _reference(kind: str):
     def check(name: str, info: ValidationInfo) -> str:
-        known = (info.context or {}).get(kind)
+        known = (info.context or {}).get(f"{kind}s")
         if known is not None and name not in known:
             raise PydanticCustomError(
                 "unknown_reference",
                 "unknown {kind}{hint}",
-                {"kind": kind.rstrip("s"), "hint": did_you_mean(name, known)},
+                {"kind": kind, "hint": did_you_mean(name, known)},
             )
         return name
 
@@ -80,16 +103,19 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+Name = Annotated[str, AfterValidator(_name)]
 Language = Annotated[str, AfterValidator(_known_language)]
 StudyLanguage = Annotated[str, AfterValidator(_study_language)]
-MixtureName = Annotated[str, AfterValidator(_reference("mixtures"))]
-ModelRef = Annotated[str, AfterValidator(_reference("models"))]
+StudyLanguages = Annotated[list[StudyLanguage], Field(min_length=1), AfterValidator(_unique)]
+MixtureName = Annotated[str, AfterValidator(_reference("mixture"))]
+ModelRef = Annotated[str, AfterValidator(_reference("model"))]
 Share = Annotated[float, Field(ge=0, le=1)]
 Paths = Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a YAML `true` or "0.5" is not silently taken for a number.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,10 +141,19 @@ class BuiltinSource(Strict):
 
     @model_validator(mode="after")
     def _fits_in_world(self, info: ValidationInfo) -> BuiltinSource:
+        study = (info.context or {}).get("languages") or []
+        foreign = [code for code in study if code in ISO_639_1 and code not in world.LANGUAGES]
+        if foreign:
+            raise PydanticCustomError(
+                "language_not_in_world",
+                "the builtin world speaks {known}, not {foreign}",
+                {"known": ", ".join(world.LANGUAGES), "foreign": ", ".join(foreign)},
+            )
         problems = []
         for objective in OBJECTIVES:
             asked = {s: getattr(getattr(self, s), objective) for s in ("eval", "warmup", "train")}
-            have = world.capacity(objective)
+            spoken = [code for code in study if code in world.LANGUAGES] or world.LANGUAGES
+            have = min(world.capacity(objective, code) for code in spoken)
             if sum(asked.values()) > have:
                 parts = " + ".join(f"{s} {n}" for s, n in asked.items())
                 problems.append(f"{objective}: {parts} = {sum(asked.values())} > {have}")
@@ -127,14 +162,6 @@ class BuiltinSource(Strict):
                 "world_too_small",
                 "the world has fewer prompts per language than asked for ({problems})",
                 {"problems": "; ".join(problems)},
-            )
-        study = (info.context or {}).get("languages") or []
-        foreign = [code for code in study if code in ISO_639_1 and code not in world.LANGUAGES]
-        if foreign:
-            raise PydanticCustomError(
-                "language_not_in_world",
-                "the builtin world speaks {known}, not {foreign}",
-                {"known": ", ".join(world.LANGUAGES), "foreign": ", ".join(foreign)},
             )
         return self
 
@@ -165,13 +192,15 @@ class TableSource(Strict):
     eval_share: float = Field(0.1, gt=0, lt=1)
     seed: int = 0
     language: StudyLanguage | None = None
-    languages: list[StudyLanguage] | None = None
+    languages: StudyLanguages | None = None
     language_values: dict[str, StudyLanguage] = {}
     category: str | None = None
+    category_values: dict[str, str] = {}
     max_per_language: PositiveInt | None = None
     read_options: dict[str, Any] = {}
 
-    def _language_modes(self) -> list[str]:
+    def language_modes(self) -> list[str]:
+        """How rows get their language; exactly one must apply."""
         return [
             mode
             for mode, used in (
@@ -184,13 +213,20 @@ class TableSource(Strict):
 
     @model_validator(mode="after")
     def _coherent(self) -> TableSource:
-        modes = self._language_modes()
+        modes = self.language_modes()
         if len(modes) != 1:
             raise PydanticCustomError(
                 "language_mode",
-                "say how rows get their language with exactly one of `language`, "
-                "`columns.language`, `{lang}` in column names{extra} (got {got})",
-                {"extra": self._extra_mode(), "got": ", ".join(modes) or "none"},
+                "say how rows get their language with exactly one of {all} (got {got})",
+                {"all": self._all_modes(), "got": ", ".join(modes) or "none"},
+            )
+        if self.language is not None and self.languages is not None:
+            raise PydanticCustomError(
+                "language_and_languages", "`languages` has no use when `language` is fixed"
+            )
+        if self.language_values and self.columns.language is None:
+            raise PydanticCustomError(
+                "language_values", "`language_values` maps `columns.language`, which is not set"
             )
         if self.use != "eval" and self.columns.response is None and self.columns.chosen is None:
             raise PydanticCustomError(
@@ -204,8 +240,8 @@ class TableSource(Strict):
             )
         return self
 
-    def _extra_mode(self) -> str:
-        return ""
+    def _all_modes(self) -> str:
+        return "`language`, `columns.language`, `{lang}` in column names"
 
 
 class HubSource(TableSource):
@@ -223,15 +259,15 @@ class FileSource(TableSource):
 
     kind: Literal["files"]
     files: Paths | None = None
-    files_by_language: dict[StudyLanguage, Paths] | None = None
+    files_by_language: Annotated[dict[StudyLanguage, Paths], Field(min_length=1)] | None = None
     format: Literal["csv", "json", "parquet"] | None = None
 
-    def _language_modes(self) -> list[str]:
-        modes = super()._language_modes()
+    def language_modes(self) -> list[str]:
+        modes = super().language_modes()
         return modes + (["`files_by_language`"] if self.files_by_language is not None else [])
 
-    def _extra_mode(self) -> str:
-        return ", `files_by_language`"
+    def _all_modes(self) -> str:
+        return super()._all_modes() + ", `files_by_language`"
 
     @model_validator(mode="after")
     def _one_file_list(self) -> FileSource:
@@ -242,13 +278,14 @@ class FileSource(TableSource):
         return self
 
 
+SOURCE_KINDS = {"builtin": BuiltinSource, "hf": HubSource, "files": FileSource}
 Source = Annotated[
     Union[BuiltinSource, HubSource, FileSource], Field(discriminator="kind")  # noqa: UP007
 ]
 
 
 class Data(Strict):
-    sources: Annotated[dict[str, Source], Field(min_length=1)]
+    sources: Annotated[dict[Name, Source], Field(min_length=1)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,20 +293,42 @@ class Data(Strict):
 
 
 class Mixture(Strict):
-    """A training set: `safety` is the share of safety examples (0.15 = 15 %), the rest general."""
+    """A training set: `safety` is the share of safety examples (0.15 = 15 %), the rest general.
+
+    Every example is drawn in each of `forms`: `sft` (prompt and target) and `preference`
+    (prompt, chosen and rejected).
+    """
 
     safety: Share
-    languages: list[StudyLanguage] | None = None  # default: every study language
+    languages: StudyLanguages | None = None  # default: every study language
     size_per_language: PositiveInt | None = None
     size_total: PositiveInt | None = None
+    forms: Annotated[list[Literal["sft", "preference"]], Field(min_length=1)] = [
+        "sft",
+        "preference",
+    ]
     seed: int = 0
 
     @model_validator(mode="after")
-    def _one_size(self) -> Mixture:
+    def _realisable(self, info: ValidationInfo) -> Mixture:
         if (self.size_per_language is None) == (self.size_total is None):
             raise PydanticCustomError(
                 "mixture_size", "give exactly one of `size_per_language` and `size_total`"
             )
+        languages = self.languages or (info.context or {}).get("languages")
+        if not languages:
+            return self
+        if self.size_total is not None and self.size_total < len(languages):
+            raise PydanticCustomError(
+                "mixture_too_small",
+                "`size_total` {size} leaves some of its {n} languages without examples",
+                {"size": self.size_total, "n": len(languages)},
+            )
+        counts = mixing.allocate(languages, self.safety, self.size_per_language, self.size_total)
+        try:
+            mixing.check_share(self.safety, counts)
+        except StageError as error:
+            raise PydanticCustomError("share", str(error)) from None
         return self
 
 
@@ -293,13 +352,12 @@ class Merge(Strict):
 
 
 class Params(Strict):
-    seed: int = 0
-    languages: Annotated[list[Language], Field(min_length=1)]
+    languages: Annotated[list[Language], Field(min_length=1), AfterValidator(_unique)]
     data: Data
-    mixtures: dict[str, Mixture] = {}
-    sft: dict[str, Run] = {}
-    dpo: dict[str, Run] = {}
-    merges: dict[str, Merge] = {}
+    mixtures: dict[Name, Mixture] = {}
+    sft: dict[Name, Run] = {}
+    dpo: dict[Name, Run] = {}
+    merges: dict[Name, Merge] = {}
 
     def mixture_languages(self, name: str) -> list[str]:
         return self.mixtures[name].languages or self.languages
@@ -308,14 +366,18 @@ class Params(Strict):
 # ---------------------------------------------------------------------------------------------
 # Loading and reporting
 
+_NO_VALUE = object()
+
 
 @dataclass(frozen=True)
 class Problem:
     path: str
     message: str
-    value: Any = None
+    value: Any = _NO_VALUE
 
     def __str__(self) -> str:
+        if self.value is _NO_VALUE:
+            return f"{self.path}: {self.message}"
         shown = repr(self.value)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
         return f"{self.path}: {self.message} (got {shown})"
@@ -330,12 +392,30 @@ class ParamsError(Exception):
         super().__init__(f"{source}: {count}\n{lines}")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice, which plain YAML resolves silently (last wins)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as file:
+            raw = yaml.load(file, Loader=_UniqueKeyLoader)  # noqa: S506 (a safe loader)
     except FileNotFoundError:
-        raise ParamsError(str(path), [Problem("<file>", "no such file", str(path))]) from None
+        raise ParamsError(str(path), [Problem("<file>", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ParamsError(str(path), [Problem("<file>", f"cannot read: {error}")]) from None
     except yaml.YAMLError as error:
         raise ParamsError(str(path), [Problem("<file>", f"not valid YAML: {error}")]) from None
     return validate_params(raw, source=str(path))
@@ -371,11 +451,10 @@ def _context(raw: Mapping) -> dict:
     models = {"base"} | {
         f"{kind}/{name}" for kind, key in MODEL_TABLES.items() for name in _table(raw, key)
     }
+    mixtures_ok = isinstance(raw.get("mixtures", {}), Mapping)
     return {
         "languages": [str(c) for c in languages] if isinstance(languages, list) else None,
-        "mixtures": set(map(str, _table(raw, "mixtures")))
-        if isinstance(raw.get("mixtures", {}), Mapping)
-        else None,
+        "mixtures": set(map(str, _table(raw, "mixtures"))) if mixtures_ok else None,
         "models": models if tables_ok else None,
     }
 
@@ -423,14 +502,20 @@ def _cycles(raw: Mapping) -> list[Problem]:
 
 def _problem(error: Mapping) -> Problem:
     path, holder = _walk(error["loc"])
-    if error["type"] == "extra_forbidden":
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
         fields = holder.model_fields if holder else {}
-        message = "unknown key" + did_you_mean(error["loc"][-1], fields)
-    else:
-        message = error["msg"]
-        if error["type"] == "missing":
-            message = "required key is missing"
-    return Problem(path or "<file>", message, error.get("input"))
+        return Problem(path, "unknown key" + did_you_mean(error["loc"][-1], fields), value)
+    if kind == "missing":
+        return Problem(path, "required key is missing")
+    if kind == "union_tag_invalid":
+        tag = error["ctx"]["tag"]
+        hint = did_you_mean(tag, SOURCE_KINDS)
+        return Problem(f"{path}.kind", "unknown source kind" + hint, tag)
+    if kind == "union_tag_not_found":
+        kinds = ", ".join(SOURCE_KINDS)
+        return Problem(f"{path}.kind", f"required key is missing (one of {kinds})")
+    return Problem(path or "<file>", error["msg"], value)
 
 
 def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:

@@ -13,16 +13,23 @@ from pathlib import Path
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of `target` to write a file or folder into; on success it
-    replaces `target`, on failure it is removed. A killed stage never leaves a half-written
-    output that looks finished."""
+    replaces `target`, on failure it is removed and `target` is left as it was. A killed stage
+    never leaves a half-written output that looks finished."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by a killed run
+        _remove(stale)
     temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    _remove(temporary)
     try:
         yield temporary
-        _remove(target)
-        os.replace(temporary, target)
+        if temporary.is_dir() and target.exists():
+            # A folder cannot replace a folder in one step: move the old one aside first.
+            retired = target.with_name(f".{target.name}.tmp-{os.getpid()}-old")
+            os.replace(target, retired)
+            os.replace(temporary, target)
+            _remove(retired)
+        else:
+            os.replace(temporary, target)
     finally:
         _remove(temporary)
 

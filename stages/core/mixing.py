@@ -25,7 +25,7 @@ def _largest_remainder(total: int, weights: Sequence[float]) -> list[int]:
     """Split `total` into integers proportional to `weights`, summing exactly to `total`."""
     exact = [total * w / sum(weights) for w in weights] if sum(weights) else [0.0] * len(weights)
     counts = [math.floor(x) for x in exact]
-    by_remainder = sorted(range(len(exact)), key=lambda i: (counts[i] - exact[i], i))
+    by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - counts[i]), i))
     for i in by_remainder[: total - sum(counts)]:
         counts[i] += 1
     return counts
@@ -57,34 +57,27 @@ def realised_share(counts: Mapping[str, Mapping[str, int]]) -> float:
     return sum(c["safety"] for c in counts.values()) / total if total else 0.0
 
 
-def check_share(name: str, requested: float, counts: Mapping[str, Mapping[str, int]]) -> None:
+def check_share(requested: float, counts: Mapping[str, Mapping[str, int]]) -> None:
     realised = realised_share(counts)
     if abs(realised - requested) > MAX_SHARE_ERROR + 1e-9:
         total = sum(sum(c.values()) for c in counts.values())
         raise StageError(
-            f"mixtures.{name}: with {total} examples the realised safety share would be "
-            f"{realised:.3f}, more than one point from the requested {requested}; "
-            "use a larger size"
+            f"with {total} examples the realised safety share would be {realised:.3f}, "
+            f"more than one point from the requested {requested}; use a larger size"
         )
 
 
 def select(
-    name: str,
-    pool: Sequence[Record],
-    counts: Mapping[str, Mapping[str, int]],
-    seed: int,
-    usable=lambda record: True,
-    form: str = "",
+    pool: Sequence[Record], counts: Mapping[str, Mapping[str, int]], seed: int
 ) -> list[Record]:
-    """Draw `counts[language][objective]` usable records from `pool`, then shuffle them together.
+    """Draw `counts[language][objective]` records from `pool`, then shuffle them together.
 
     The draw per language and objective depends only on the seed and on which records exist,
     not on file order. All shortages are reported at once.
     """
     groups: dict[tuple[str, str], list[Record]] = {}
     for record in sorted(pool, key=lambda r: r.id):
-        if usable(record):
-            groups.setdefault((record.language, record.objective), []).append(record)
+        groups.setdefault((record.language, record.objective), []).append(record)
     chosen, shortages = [], []
     for language, per_objective in counts.items():
         for objective, wanted in per_objective.items():
@@ -95,9 +88,6 @@ def select(
             rng = random.Random(f"{seed}:{language}:{objective}")
             chosen.extend(rng.sample(have, wanted))
     if shortages:
-        raise StageError(
-            f"mixtures.{name} asks for more {form} examples than the prepared train data has: "
-            + "; ".join(shortages)
-        )
+        raise StageError("asks for more examples than there are: " + "; ".join(shortages))
     random.Random(f"{seed}:order").shuffle(chosen)
     return chosen

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 from stages import world
-from stages.sources.output import SourceOutput
+from stages.core.config import BuiltinSource
+from stages.sources.output import SourceOutput, kept_per_language
 
 
-def read(name: str, config, languages: Sequence[str]) -> SourceOutput:
+def read(name: str, config: BuiltinSource, languages: Sequence[str]) -> SourceOutput:
     sizes = {split: getattr(config, split).model_dump() for split in ("eval", "warmup", "train")}
-    records = world.build_world(languages, sizes, config.seed)
-    kept = Counter((r.language, split) for split, rows in records.items() for r in rows)
+    records = world.build_world(languages, sizes, config.seed, source=name)
     return SourceOutput(
         records=records,
-        report={
-            "kind": "builtin",
-            "kept": {lang: {s: kept[lang, s] for s in records} for lang in languages},
-            "skipped": {},
-        },
+        report={"kind": "builtin", "kept": kept_per_language(records, list(languages))},
         corpus=world.pretraining_corpus(languages, config.seed),
     )

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from stages.core.config import FileSource, HubSource
 from stages.core.errors import StageError
 from stages.core.languages import ISO_639_1
 from stages.core.records import Record, prompt_key, record_id
 from stages.core.suggest import did_you_mean
-from stages.sources.output import SourceOutput
+from stages.sources.output import SourceOutput, kept_per_language
 
 EXAMPLES_PER_REASON = 3
 FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -51,7 +52,7 @@ class Row(NamedTuple):
     stem: str | None  # its file's name without extension: the fallback category
 
 
-def read(name: str, config, languages: Sequence[str]) -> SourceOutput:
+def read(name: str, config: HubSource | FileSource, languages: Sequence[str]) -> SourceOutput:
     wanted = requested_languages(config, languages)
     tally = Tally()
     by_language: dict[str, list[Record]] = {code: [] for code in wanted}
@@ -62,7 +63,10 @@ def read(name: str, config, languages: Sequence[str]) -> SourceOutput:
             try:
                 record = to_record(name, config, row, language)
             except Skip as reason:
-                tally.skip(str(reason), row.where)
+                # In a wide file, one row holds several languages: say which one failed.
+                tally.skip(
+                    f"{reason} ({language})" if config.columns.wide else str(reason), row.where
+                )
                 continue
             if record.language not in by_language:
                 tally.filtered[f"language {record.language} not requested"] += 1
@@ -85,16 +89,17 @@ def read(name: str, config, languages: Sequence[str]) -> SourceOutput:
         rng = random.Random(f"{config.seed}:{language}")
         if config.max_per_language and len(rows) > config.max_per_language:
             tally.filtered["over max_per_language"] += len(rows) - config.max_per_language
-            rows = sorted(rng.sample(rows, config.max_per_language), key=rows.index)
+            keep = sorted(rng.sample(range(len(rows)), config.max_per_language))
+            rows = [rows[i] for i in keep]
         for split, part in _split(rows, config.use, config.eval_share, rng).items():
             splits[split].extend(part)
     return SourceOutput(records=splits, report=_report(config, tally, splits, wanted))
 
 
-def requested_languages(config, study: Sequence[str]) -> list[str]:
+def requested_languages(config: HubSource | FileSource, study: Sequence[str]) -> list[str]:
     if config.languages:
         return list(config.languages)
-    if getattr(config, "files_by_language", None):
+    if config.kind == "files" and config.files_by_language:
         return list(config.files_by_language)
     if config.language:
         return [config.language]
@@ -106,7 +111,8 @@ def _split(rows: list[Record], use: str, eval_share: float, rng: random.Random) 
         return {use: rows}
     order = list(range(len(rows)))
     rng.shuffle(order)
-    n_eval = max(1, round(eval_share * len(rows))) if len(rows) > 1 else 0
+    # At least one prompt on each side once there are two.
+    n_eval = min(max(1, round(eval_share * len(rows))), len(rows) - 1)
     held_out = set(order[:n_eval])
     return {
         "eval": [r for i, r in enumerate(rows) if i in held_out],
@@ -114,13 +120,13 @@ def _split(rows: list[Record], use: str, eval_share: float, rng: random.Random) 
     }
 
 
-def _row_languages(config, row: Row, wanted: list[str]) -> list[str | None]:
+def _row_languages(config: HubSource | FileSource, row: Row, wanted: list[str]) -> list[str | None]:
     if config.columns.wide:
         return list(wanted)
     return [config.language or row.language]  # None: read from the language column
 
 
-def to_record(name: str, config, row: Row, language: str | None) -> Record:
+def to_record(name: str, config: HubSource | FileSource, row: Row, language: str | None) -> Record:
     """Map one row to a record, in `language` or the one its language column names."""
     columns = config.columns
 
@@ -130,8 +136,8 @@ def to_record(name: str, config, row: Row, language: str | None) -> Record:
         return text_of(row.values.get(column.replace("{lang}", language or "")), role)
 
     if language is None:
-        raw = row.values.get(columns.language)
-        language = config.language_values.get(str(raw), str(raw).strip().lower())
+        raw = str(row.values.get(columns.language)).strip()
+        language = config.language_values.get(raw, raw.lower())
         if language not in ISO_639_1:
             raise Skip(f"unknown language {raw!r}")
     prompt = value(columns.prompt, "user")
@@ -148,6 +154,7 @@ def to_record(name: str, config, row: Row, language: str | None) -> Record:
         if chosen is not None and chosen == rejected:
             raise Skip("chosen equals rejected")
     category = value(columns.category, "user") or config.category or row.stem or config.objective
+    category = config.category_values.get(category, category)
     return Record(
         id=record_id(name, language, category, prompt),
         source=name,
@@ -163,11 +170,14 @@ def to_record(name: str, config, row: Row, language: str | None) -> Record:
 
 
 def text_of(value: Any, role: str) -> str | None:
-    """The text of a cell: a string, or the last `role` message of a chat (a list of
-    `{"role", "content"}`, as in UltraFeedback). None when there is no text."""
+    """The text of a cell: a string, a number (pandas reads "4" from a CSV as one), or the last
+    `role` message of a chat (a list of `{"role", "content"}`, as in UltraFeedback). None when
+    there is no text."""
     if isinstance(value, list):
         messages = [m for m in value if isinstance(m, dict) and m.get("role") == role]
         value = messages[-1].get("content") if messages else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
     if not isinstance(value, str):
         return None
     return value.strip() or None
@@ -177,7 +187,7 @@ def text_of(value: Any, role: str) -> str | None:
 # Reading rows
 
 
-def _rows(name: str, config, wanted: list[str]) -> Iterator[Row]:
+def _rows(name: str, config: HubSource | FileSource, wanted: list[str]) -> Iterator[Row]:
     if config.kind == "hf":
         dataset = _load(
             name,
@@ -233,7 +243,9 @@ def _load(source: str, path: str, **kwargs):
         raise StageError(f"data.sources.{source}: cannot load {what}: {error}") from error
 
 
-def _check_columns(name: str, config, available: list[str], what: str, wanted: list[str]) -> None:
+def _check_columns(
+    name: str, config: HubSource | FileSource, available: list[str], what: str, wanted: list[str]
+) -> None:
     for field_name, column in config.columns.model_dump().items():
         if column is None:
             continue
@@ -245,12 +257,11 @@ def _check_columns(name: str, config, available: list[str], what: str, wanted: l
                 )
 
 
-def _report(config, tally: Tally, splits: dict, wanted: list[str]) -> dict:
-    kept = Counter((r.language, split) for split, rows in splits.items() for r in rows)
+def _report(config: HubSource | FileSource, tally: Tally, splits: dict, wanted: list[str]) -> dict:
     return {
         "kind": config.kind,
         "rows": tally.rows,
-        "kept": {code: {s: kept[code, s] for s in splits} for code in wanted},
+        "kept": kept_per_language(splits, wanted),
         "skipped": dict(tally.skipped),
         "filtered": dict(tally.filtered),
         "examples": {reason: list(where) for reason, where in tally.examples.items()},

@@ -16,8 +16,6 @@ from stages.core.records import Record, record_id
 from stages.world import general, safety
 from stages.world.packs import PACKS
 
-SOURCE = "world"
-
 
 def _items(objective: str, language: str) -> dict[str, list]:
     """Every task or request of an objective in a language, grouped by family or category."""
@@ -47,7 +45,7 @@ def _interleaved(objective: str, language: str, rng: random.Random) -> list:
     return [item for item in chain.from_iterable(zip_longest(*groups)) if item is not None]
 
 
-def _general_record(language: str, task: general.Task, rng: random.Random) -> Record:
+def _general_record(source: str, language: str, task: general.Task, rng: random.Random) -> Record:
     pack = PACKS[language]
     answer = general.render_answer(pack, task)
     if rng.random() < 0.5:
@@ -57,8 +55,8 @@ def _general_record(language: str, task: general.Task, rng: random.Random) -> Re
         rejected = general.render_answer(other, task)
     prompt = general.render_prompt(pack, task)
     return Record(
-        id=record_id(SOURCE, language, task.family, prompt),
-        source=SOURCE,
+        id=record_id(source, language, task.family, prompt),
+        source=source,
         language=language,
         objective="general",
         category=task.family,
@@ -71,15 +69,15 @@ def _general_record(language: str, task: general.Task, rng: random.Random) -> Re
 
 
 def _safety_record(
-    language: str, request: safety.Request, rng: random.Random, comply: bool
+    source: str, language: str, request: safety.Request, rng: random.Random, comply: bool
 ) -> Record:
     pack = PACKS[language]
     safe = safety.refusal(pack, rng)
     unsafe = safety.compliant_answer(pack, request.category)
     prompt = safety.render_request(pack, request)
     return Record(
-        id=record_id(SOURCE, language, request.category, prompt),
-        source=SOURCE,
+        id=record_id(source, language, request.category, prompt),
+        source=source,
         language=language,
         objective="safety",
         category=request.category,
@@ -91,13 +89,15 @@ def _safety_record(
     )
 
 
-def _benign_record(language: str, request: safety.Request, rng: random.Random) -> Record:
+def _benign_record(
+    source: str, language: str, request: safety.Request, rng: random.Random
+) -> Record:
     pack = PACKS[language]
     helpful = safety.helpful_answer(pack, request)
     prompt = safety.render_request(pack, request)
     return Record(
-        id=record_id(SOURCE, language, "benign", prompt),
-        source=SOURCE,
+        id=record_id(source, language, "benign", prompt),
+        source=source,
         language=language,
         objective="benign",
         category="benign",
@@ -112,8 +112,10 @@ def build_world(
     languages: Sequence[str],
     sizes: Mapping[str, Mapping[str, int]],
     seed: int,
+    source: str = "world",
 ) -> dict[str, list[Record]]:
-    """Records per split. `sizes[split][objective]` is a count per language.
+    """Records per split, labelled with `source`. `sizes[split][objective]` is a count per
+    language.
 
     Raises ValueError when a language lacks the prompts asked for.
     """
@@ -133,11 +135,13 @@ def build_world(
             for split, count in wanted.items():
                 for item in items[start : start + count]:
                     if objective == "general":
-                        record = _general_record(language, item, rng)
+                        record = _general_record(source, language, item, rng)
                     elif objective == "safety":
-                        record = _safety_record(language, item, rng, comply=split == "warmup")
+                        record = _safety_record(
+                            source, language, item, rng, comply=split == "warmup"
+                        )
                     else:
-                        record = _benign_record(language, item, rng)
+                        record = _benign_record(source, language, item, rng)
                     splits[split].append(record)
                 start += count
     return splits
