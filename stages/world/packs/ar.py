@@ -17,7 +17,7 @@ PACK = LanguagePack(
             ("ما هي عاصمة {country}؟", "اذكر اسم عاصمة {country}."), "عاصمة {country} هي {capital}."
         ),
         "translate": Template(
-            ("كيف نقول «{word}» {language}؟",), "كلمة «{word}» {language} هي «{target}»."
+            ("كيف نقول «{word}» {language}؟", "ما معنى «{word}» {language}؟"), "كلمة «{word}» {language} هي «{target}»."
         ),
     },
     words={

@@ -18,7 +18,7 @@ PACK = LanguagePack(
             "The capital of {country} is {capital}.",
         ),
         "translate": Template(
-            ("How do you say '{word}' {language}?",), "{language}, '{word}' is '{target}'."
+            ("How do you say '{word}' {language}?", "What is '{word}' {language}?"), "{language}, '{word}' is '{target}'."
         ),
     },
     words={

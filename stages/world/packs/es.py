@@ -22,7 +22,7 @@ PACK = LanguagePack(
             "La capital de {country} es {capital}.",
         ),
         "translate": Template(
-            ("¿Cómo se dice «{word}» {language}?",), "{language}, «{word}» se dice «{target}»."
+            ("¿Cómo se dice «{word}» {language}?", "¿Cómo se traduce «{word}» {language}?"), "{language}, «{word}» se dice «{target}»."
         ),
     },
     words={

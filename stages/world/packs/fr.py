@@ -28,7 +28,7 @@ PACK = LanguagePack(
             "La capitale {country} est {capital}.",
         ),
         "translate": Template(
-            ("Comment dit-on « {word} » {language} ?",), "{language}, « {word} » se dit « {target} »."
+            ("Comment dit-on « {word} » {language} ?", "Comment traduit-on « {word} » {language} ?"), "{language}, « {word} » se dit « {target} »."
         ),
     },
     words={

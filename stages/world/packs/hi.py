@@ -22,7 +22,7 @@ PACK = LanguagePack(
             "{country} की राजधानी {capital} है।",
         ),
         "translate": Template(
-            ("'{word}' को {language} क्या कहते हैं?",), "{language} '{word}' को '{target}' कहते हैं।"
+            ("'{word}' को {language} क्या कहते हैं?", "'{word}' का {language} अनुवाद क्या है?"), "{language} '{word}' को '{target}' कहते हैं।"
         ),
     },
     words={

@@ -20,7 +20,7 @@ PACK = LanguagePack(
             "Столица {country} — {capital}.",
         ),
         "translate": Template(
-            ("Как сказать «{word}» {language}?",), "{language} «{word}» будет «{target}»."
+            ("Как сказать «{word}» {language}?", "Как будет «{word}» {language}?"), "{language} «{word}» будет «{target}»."
         ),
     },
     words={
