@@ -2,24 +2,32 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 
-# Tests never touch the network.
-for _name in (
-    "HF_HUB_OFFLINE",
-    "HF_DATASETS_OFFLINE",
-    "HF_HUB_DISABLE_TELEMETRY",
-    "DVC_NO_ANALYTICS",
-):
-    os.environ[_name] = "1"
+from stages.core.offline import go_offline
+
+go_offline(force=True)  # tests never touch the network
 
 REPO = Path(__file__).resolve().parents[1]
 # Real prompt sets kept beside the project (never copied into it); tests that read them skip
 # when the folder is absent.
 SHARED_DATA = Path(os.environ.get("MIXMERGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@contextmanager
+def inside(folder: Path) -> Iterator[None]:
+    """Run stages in `folder`, as DVC runs them in the repository."""
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 @pytest.fixture(scope="session")
