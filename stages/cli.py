@@ -6,18 +6,13 @@ code 2 and writes nothing. Heavy libraries are imported inside the commands that
 
 from __future__ import annotations
 
-import os
+import logging
 from pathlib import Path
 from typing import Annotated
 
-# Nothing in a stage may reach a model hub or phone home; set before any library reads them.
-for _name in (
-    "HF_HUB_OFFLINE",
-    "HF_DATASETS_OFFLINE",
-    "HF_HUB_DISABLE_TELEMETRY",
-    "DVC_NO_ANALYTICS",
-):
-    os.environ.setdefault(_name, "1")
+from stages.core.offline import go_offline
+
+go_offline()  # before any library reads the variables
 
 import typer  # noqa: E402
 
@@ -110,5 +105,66 @@ def mix(
     )
 
 
+@app.command()
+def base(params: ParamsFile = Path("params.yaml")) -> None:
+    """Build the base model every run starts from (`base` in params).
+
+    builtin: train a BPE tokenizer and a small Cohere model on the embedded world's corpus, then
+    on its warm-up split. hf: resolve a hub id (local cache) or a path, check it, link it.
+    Writes models/base and reports/train/base.json.
+    """
+    loaded = _load(params)
+    if loaded.base is None or loaded.train is None:
+        raise _fail(f"{params} declares no `base` and `train`", 2)
+    from stages import base as stage
+
+    try:
+        stage.run(loaded)
+    except StageError as error:
+        raise _fail(error) from None
+    typer.echo("models/base: ready")
+
+
+RunName = Annotated[str, typer.Argument(help="A run named under `sft` or `dpo` in params.")]
+
+
+def _train(kind: str, name: str, params: Path) -> None:
+    loaded = _load(params)
+    runs = getattr(loaded, kind)
+    if name not in runs:
+        raise _fail(f"no {kind} run {name!r} in {params}{did_you_mean(name, runs)}", 2)
+    from stages import train
+    from stages.training.launch import relaunch
+
+    try:
+        if relaunch(loaded.train.runtime, [kind, name, "--params", str(params)]):
+            return
+        metrics = train.run(loaded, kind, name)
+    except StageError as error:
+        raise _fail(error) from None
+    typer.echo(f"models/{kind}/{name}: trained, loss {metrics.get('train_loss', float('nan')):.4f}")
+
+
+@app.command()
+def sft(name: RunName, params: ParamsFile = Path("params.yaml")) -> None:
+    """Supervised fine-tuning of run NAME: its initial model on its mixture's SFT set (TRL
+    SFTTrainer, loss on the assistant's tokens, full or LoRA). Resumes from its last checkpoint.
+
+    Writes models/sft/NAME, reports/train/sft/NAME.json and the DVCLive folder beside it.
+    """
+    _train("sft", name, params)
+
+
+@app.command()
+def dpo(name: RunName, params: ParamsFile = Path("params.yaml")) -> None:
+    """Offline DPO of run NAME: its initial model (also the reference) on its mixture's
+    preference set (TRL DPOTrainer). Resumes from its last checkpoint.
+
+    Writes models/dpo/NAME, reports/train/dpo/NAME.json and the DVCLive folder beside it.
+    """
+    _train("dpo", name, params)
+
+
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     app()

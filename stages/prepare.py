@@ -57,6 +57,7 @@ def prepare(params: Params) -> tuple[dict[str, list[Record]], list[dict], dict]:
 def write_prepared(splits: dict[str, list[Record]], corpus: list[dict], out: Path) -> None:
     with atomic_path(out) as tmp:
         for split, records in splits.items():
+            (tmp / split).mkdir(parents=True)  # present even when empty: later stages depend on it
             groups: dict[tuple[str, str], list[dict]] = {}
             for record in records:
                 groups.setdefault((record.language, record.objective), []).append(record.to_json())

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,12 @@ BAD = [
         "merges.m.models[0].model",
         "unknown model",
     ),
-    ("data.sources.world.kind", "bultin", "data.sources.world.kind", "did you mean 'builtin'"),
+    (
+        "data.sources.world.kind",
+        "bultin",
+        "data.sources.world.kind",
+        "unknown kind; did you mean 'builtin'",
+    ),
     ("mixtures.mono15_fr.size_per_language", 10, "mixtures.mono15_fr", "would be 0.200"),
     ("mixtures.mix0.languages", ["en", "en"], "mixtures.mix0.languages", "more than once"),
     ("mixtures", {"../up": {"safety": 0, "size_per_language": 5}}, "mixtures.../up", "a name may"),
@@ -94,15 +100,25 @@ def test_runs_that_start_from_each_other_are_a_cycle(raw):
     assert loop in problems["merges.m.models[0].model"]
 
 
-def test_declared_runs_and_merges_validate(raw):
-    raw["sft"] = {"mix0": {"mixture": "mix0"}, "mix100": {"mixture": "mix100"}}
-    raw["dpo"] = {"mix0": {"mixture": "mix0", "init": "sft/mix0"}}
+def test_a_run_can_start_from_a_merge(raw):
     raw["merges"] = {
         "obj": {"method": "linear", "models": [{"model": "sft/mix0"}, {"model": "sft/mix100"}]}
     }
-    raw["mixtures"]["mix0"]["seed"] = 3
+    raw["dpo"]["after_merge"] = {"mixture": "mix15", "init": "merge/obj"}
     params = validate_params(raw)
-    assert params.dpo["mix0"].init == "sft/mix0"
+    assert params.dpo["after_merge"].init == "merge/obj"
+
+
+def test_a_run_needs_its_initial_model_and_a_mixture_with_its_form(raw):
+    broken = copy.deepcopy(raw)
+    del broken["sft"]["mix0"]["init"]
+    assert problems_of(broken)["sft.mix0.init"].endswith("required key is missing")
+    raw["mixtures"]["mix100"]["forms"] = ["sft"]
+    problems = problems_of(raw)
+    assert any(
+        "dpo.mix100 trains on mixture mix100, which has no preference set" in p
+        for p in problems.values()
+    )
 
 
 def test_table_source_must_say_where_languages_come_from(raw):

@@ -58,7 +58,8 @@ def _stages_run(output: str) -> set[str]:
 
 
 def test_repro_runs_prepare_and_every_mixture_then_does_nothing(repo):
-    output = _run(["dvc", "repro"], repo)
+    # The data half only: training stages have tests of their own (and take minutes).
+    output = _run(["dvc", "repro", "mix"], repo)
     mixtures = yaml.safe_load((repo / "params.yaml").read_text())["mixtures"]
     assert _stages_run(output) == {"prepare"} | {f"mix@{name}" for name in mixtures}
     for name in mixtures:
@@ -68,14 +69,24 @@ def test_repro_runs_prepare_and_every_mixture_then_does_nothing(repo):
         )
     metrics = _run(["dvc", "metrics", "show", "--json"], repo)
     assert "realised" in metrics
-    assert "up to date" in _run(["dvc", "repro"], repo)
+    assert "up to date" in _run(["dvc", "repro", "mix"], repo)
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-q", "--allow-empty", "-m", "repro"], repo)
 
 
 def test_an_experiment_on_one_share_reruns_only_that_mixture(repo):
-    output = _run(["dvc", "exp", "run", "-S", "mixtures.mix15.safety=0.3"], repo)
+    output = _run(["dvc", "exp", "run", "-S", "mixtures.mix15.safety=0.3", "mix"], repo)
     assert _stages_run(output) == {"mix@mix15"}
     manifest = json.loads((repo / "reports/mixtures/mix15.json").read_text())
     assert manifest["realised"]["safety_share"] == pytest.approx(0.3, abs=0.01)
     assert manifest["counts"]["ar"]["safety"] == 36
+
+
+def test_each_training_run_depends_on_its_own_mixture_and_initial_model(repo):
+    dag = _run(["dvc", "dag", "--outs", "--md"], repo)
+    for run in ("mix0", "mix15", "mono15_hi"):
+        assert f"data/mixtures/{run}" in dag and f"models/sft/{run}" in dag
+    edges = _run(["dvc", "dag", "--dot"], repo)
+    assert '"mix@mix15" -> "sft@mix15"' in edges
+    assert '"sft@mix15" -> "dpo@mix15"' in edges
+    assert '"mix@mix0" -> "sft@mix15"' not in edges

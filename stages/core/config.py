@@ -22,7 +22,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
+    PositiveFloat,
     PositiveInt,
     ValidationError,
     ValidationInfo,
@@ -278,7 +280,7 @@ class FileSource(TableSource):
         return self
 
 
-SOURCE_KINDS = {"builtin": BuiltinSource, "hf": HubSource, "files": FileSource}
+SOURCE_KINDS = ("builtin", "hf", "files")
 Source = Annotated[
     Union[BuiltinSource, HubSource, FileSource], Field(discriminator="kind")  # noqa: UP007
 ]
@@ -332,12 +334,141 @@ class Mixture(Strict):
         return self
 
 
+# ---------------------------------------------------------------------------------------------
+# base model and training
+
+
+class Optimization(Strict):
+    """One training phase. Steps come from `epochs` unless `max_steps` is set; `warmup` is the
+    share of steps with a rising learning rate; `group_by_length` batches examples of similar
+    length together (less padding, so faster, at the cost of less random batches)."""
+
+    learning_rate: PositiveFloat
+    epochs: PositiveFloat = 1.0
+    max_steps: PositiveInt | None = None
+    batch_size: PositiveInt = 16
+    gradient_accumulation: PositiveInt = 1
+    max_length: PositiveInt = 256
+    warmup: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    weight_decay: NonNegativeFloat = 0.0
+    max_grad_norm: PositiveFloat = 1.0
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    group_by_length: bool = False
+
+
+DPO_LOSSES = Literal[
+    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
+    "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
+]  # fmt: skip
+
+
+class PreferenceOptimization(Optimization):
+    """DPO (Rafailov et al., 2023), offline, against the initial model as reference: `beta`
+    bounds the drift from it; several `loss_type`s are summed."""
+
+    beta: PositiveFloat = 0.1
+    loss_type: Annotated[list[DPO_LOSSES], Field(min_length=1)] = ["sigmoid"]
+
+
+class Lora(Strict):
+    """LoRA adapters (Hu et al., 2021) instead of full fine-tuning."""
+
+    r: PositiveInt = 16
+    alpha: PositiveFloat = 32
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class Runtime(Strict):
+    """Where and how every training run executes; none of this changes what is learnt on one
+    device, except `precision`, `seed` and `lora`."""
+
+    device: Literal["cpu", "auto"] = "cpu"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    launcher: Literal["python", "accelerate"] = "python"
+    accelerate_config: str | None = None
+    seed: int = 0
+    lora: Lora | None = None
+    activation_checkpointing: bool = False
+    save_steps: PositiveInt = 100
+    logging_steps: PositiveInt = 10
+
+    @model_validator(mode="after")
+    def _launchable(self) -> Runtime:
+        if self.launcher == "accelerate":
+            if self.accelerate_config is None:
+                raise PydanticCustomError(
+                    "accelerate_config", "`launcher: accelerate` needs `accelerate_config`"
+                )
+            if not Path(self.accelerate_config).is_file():
+                raise PydanticCustomError(
+                    "accelerate_config",
+                    "no accelerate config at {path}",
+                    {"path": self.accelerate_config},
+                )
+        if self.device == "cpu" and self.precision == "fp16":
+            raise PydanticCustomError("precision", "fp16 needs a GPU; use fp32 or bf16 on a CPU")
+        return self
+
+
+class Train(Strict):
+    runtime: Runtime = Runtime()
+    sft: Optimization
+    dpo: PreferenceOptimization
+
+
+class BuiltinArchitecture(Strict):
+    """A small CohereForCausalLM: Aya's architecture, without QK-norm as in Aya."""
+
+    hidden_size: PositiveInt = 128
+    num_hidden_layers: PositiveInt = 4
+    num_attention_heads: PositiveInt = 4
+    num_key_value_heads: PositiveInt = 4
+    intermediate_size: PositiveInt = 384
+    max_position_embeddings: PositiveInt = 256
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> BuiltinArchitecture:
+        if self.hidden_size % self.num_attention_heads:
+            raise PydanticCustomError(
+                "heads", "`hidden_size` must be a multiple of `num_attention_heads`"
+            )
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise PydanticCustomError(
+                "heads", "`num_attention_heads` must be a multiple of `num_key_value_heads`"
+            )
+        return self
+
+
+class BuiltinBase(Strict):
+    """A base model built here: a BPE tokenizer and a small Cohere model trained on the
+    embedded world's corpus, then on its warm-up split (helpful, and not safe)."""
+
+    source: Literal["builtin"]
+    vocab_size: Annotated[int, Field(ge=300)] = 4096
+    architecture: BuiltinArchitecture = BuiltinArchitecture()
+    pretrain: Optimization
+    warmup: Optimization
+
+
+class HubBase(Strict):
+    """A base model from the hub (by id, read from the local cache) or a local directory."""
+
+    source: Literal["hf"]
+    path: str
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+
+Base = Annotated[Union[BuiltinBase, HubBase], Field(discriminator="source")]  # noqa: UP007
+
+
 class Run(Strict):
     """A training run: its mixture and the model it starts from (`base`, `sft/<run>`,
     `dpo/<run>` or `merge/<merge>`)."""
 
     mixture: MixtureName
-    init: ModelRef = "base"
+    init: ModelRef
 
 
 class MergeInput(Strict):
@@ -355,12 +486,35 @@ class Params(Strict):
     languages: Annotated[list[Language], Field(min_length=1), AfterValidator(_unique)]
     data: Data
     mixtures: dict[Name, Mixture] = {}
+    base: Base | None = None
+    train: Train | None = None
     sft: dict[Name, Run] = {}
     dpo: dict[Name, Run] = {}
     merges: dict[Name, Merge] = {}
 
     def mixture_languages(self, name: str) -> list[str]:
         return self.mixtures[name].languages or self.languages
+
+    @model_validator(mode="after")
+    def _trainable(self) -> Params:
+        if isinstance(self.base, BuiltinBase) and not any(
+            isinstance(source, BuiltinSource) for source in self.data.sources.values()
+        ):
+            raise PydanticCustomError(
+                "builtin_base",
+                "`base.source: builtin` trains on the embedded world: add a `builtin` data source",
+            )
+        if (self.sft or self.dpo) and (self.base is None or self.train is None):
+            raise PydanticCustomError("training", "runs in `sft` or `dpo` need `base` and `train`")
+        for kind, form in (("sft", "sft"), ("dpo", "preference")):
+            for name, run in getattr(self, kind).items():
+                if form not in self.mixtures[run.mixture].forms:
+                    raise PydanticCustomError(
+                        "form",
+                        "{kind}.{name} trains on mixture {mixture}, which has no {form} set",
+                        {"kind": kind, "name": name, "mixture": run.mixture, "form": form},
+                    )
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,6 +587,9 @@ def validate_params(raw: Any, source: str = "params") -> Params:
         raise ParamsError(source, problems)
     return params
 
+
+# The keys that choose a model among several, and the names they accept.
+DISCRIMINATED = {"kind": SOURCE_KINDS, "source": ("builtin", "hf")}
 
 # A model reference is `<kind>/<name>`, its entry in the params table of that kind (or `base`).
 MODEL_TABLES = {"sft": "sft", "dpo": "dpo", "merge": "merges"}
@@ -508,13 +665,13 @@ def _problem(error: Mapping) -> Problem:
         return Problem(path, "unknown key" + did_you_mean(error["loc"][-1], fields), value)
     if kind == "missing":
         return Problem(path, "required key is missing")
-    if kind == "union_tag_invalid":
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        key = error["ctx"]["discriminator"].strip("'")
+        tags = DISCRIMINATED[key]
+        if kind == "union_tag_not_found":
+            return Problem(f"{path}.{key}", f"required key is missing (one of {', '.join(tags)})")
         tag = error["ctx"]["tag"]
-        hint = did_you_mean(tag, SOURCE_KINDS)
-        return Problem(f"{path}.kind", "unknown source kind" + hint, tag)
-    if kind == "union_tag_not_found":
-        kinds = ", ".join(SOURCE_KINDS)
-        return Problem(f"{path}.kind", f"required key is missing (one of {kinds})")
+        return Problem(f"{path}.{key}", f"unknown {key}" + did_you_mean(tag, tags), tag)
     return Problem(path or "<file>", error["msg"], value)
 
 

@@ -18,23 +18,28 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by a killed run
-        _remove(stale)
+        remove(stale)
     temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         yield temporary
-        if temporary.is_dir() and target.exists():
-            # A folder cannot replace a folder in one step: move the old one aside first.
-            retired = target.with_name(f".{target.name}.tmp-{os.getpid()}-old")
-            os.replace(target, retired)
-            os.replace(temporary, target)
-            _remove(retired)
-        else:
-            os.replace(temporary, target)
+        publish(temporary, target)
     finally:
-        _remove(temporary)
+        remove(temporary)
 
 
-def _remove(path: Path) -> None:
+def publish(temporary: Path, target: Path) -> None:
+    """Move a finished file or folder into place, replacing what was there."""
+    if temporary.is_dir() and target.exists():
+        # A folder cannot replace a folder in one step: move the old one aside first.
+        retired = target.with_name(f".{target.name}.tmp-{os.getpid()}-old")
+        os.replace(target, retired)
+        os.replace(temporary, target)
+        remove(retired)
+    else:
+        os.replace(temporary, target)
+
+
+def remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():

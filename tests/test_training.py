@@ -1,0 +1,310 @@
+"""Training mechanics on a tiny study built once per session: seconds, not minutes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from stages import base, mix, prepare, train
+from stages.core.config import load_params, validate_params
+from stages.core.errors import StageError
+from stages.training import checkpoints
+from tests.conftest import REPO, inside
+
+TINY = {
+    "languages": ["en", "hi"],
+    "data": {
+        "sources": {
+            "world": {
+                "kind": "builtin",
+                "eval": {"general": 10, "safety": 6, "benign": 4},
+                "warmup": {"general": 20, "safety": 12, "benign": 6},
+                "train": {"general": 40, "safety": 40},
+            }
+        }
+    },
+    "mixtures": {
+        "mix15": {"safety": 0.15, "size_per_language": 40},
+        "mix100": {"safety": 1.0, "size_per_language": 40},
+    },
+    "base": {
+        "source": "builtin",
+        "vocab_size": 600,
+        "architecture": {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "intermediate_size": 64,
+        },
+        "pretrain": {"learning_rate": 3.0e-3, "epochs": 1, "batch_size": 8},
+        "warmup": {"learning_rate": 3.0e-3, "epochs": 1, "batch_size": 8},
+    },
+    "train": {
+        "runtime": {"save_steps": 4, "logging_steps": 2},
+        "sft": {"learning_rate": 1.0e-3, "epochs": 1, "batch_size": 8},
+        "dpo": {"learning_rate": 1.0e-4, "epochs": 1, "batch_size": 8},
+    },
+    "sft": {"mix15": {"mixture": "mix15", "init": "base"}},
+    "dpo": {"mix15": {"mixture": "mix15", "init": "sft/mix15"}},
+}
+
+
+def write(root: Path, raw: dict) -> Path:
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> Path:
+    """A folder holding the tiny study's prepared data, mixtures and base model."""
+    root = tmp_path_factory.mktemp("study")
+    params = validate_params(TINY)
+    write(root, TINY)
+    with inside(root):
+        prepare.run(params)
+        for name in params.mixtures:
+            mix.run(params, name)
+        base.run(params)
+    return root
+
+
+@pytest.fixture
+def study(tiny_study, tmp_path) -> Path:
+    """A private copy of the tiny study, for a test that trains or breaks things in it."""
+    root = tmp_path / "study"
+    shutil.copytree(tiny_study, root, symlinks=True)
+    return root
+
+
+def variant(**changes) -> dict:
+    """The tiny params with `changes` merged in (dotted keys)."""
+    raw = json.loads(json.dumps(TINY))
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = raw
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return raw
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+def mixmerge(root: Path, *arguments: str, **popen) -> subprocess.Popen:
+    script = Path(sys.executable).with_name("mixmerge")
+    return subprocess.Popen(
+        [str(script), *arguments], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, **popen,
+    )  # fmt: skip
+
+
+# --- the base model -------------------------------------------------------------------------
+
+
+def test_the_tiny_base_builds_without_qk_norm_and_generates(tiny_study):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from stages.generation.hf import generate
+
+    folder = tiny_study / "models" / "base"
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert type(model).__name__ == "CohereForCausalLM"
+    assert model.config.use_qk_norm is False and model.config.logit_scale == 1.0
+    assert len(tokenizer) == model.config.vocab_size
+    assert sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth")) == []
+    responses = generate(folder, ["What is 2 plus 3?", "2 और 3 का जोड़ कितना है?"], max_new_tokens=8)
+    assert len(responses) == 2 and all(isinstance(r, str) for r in responses)
+    metrics = json.loads((tiny_study / "reports/train/base.json").read_text())
+    assert metrics["pretrain"]["train_loss"] > metrics["warmup"]["loss"] > 0
+    assert list((tiny_study / "checkpoints" / "base").iterdir()) == []
+
+
+def test_the_chat_template_marks_the_assistant_turn_for_the_loss(tiny_study):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_study / "models" / "base")
+    chat = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    encoded = tokenizer.apply_chat_template(
+        chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    ids, mask = encoded["input_ids"], encoded["assistant_masks"]
+    learnt = tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m])
+    assert learnt == "Hello.<|END_OF_TURN_TOKEN|>"
+    prompt = tokenizer.apply_chat_template(chat[:1], add_generation_prompt=True, tokenize=False)
+    assert prompt.endswith("<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>")
+
+
+def test_a_hub_or_local_base_is_checked_and_linked_not_copied(study, tmp_path):
+    elsewhere = tmp_path / "downloaded"
+    shutil.copytree(study / "models" / "base", elsewhere)
+    params = validate_params(variant(base={"source": "hf", "path": str(elsewhere)}))
+    with inside(study):
+        base.run(params)
+    linked = study / "models" / "base" / "model.safetensors"
+    assert linked.is_symlink() and linked.resolve() == (elsewhere / "model.safetensors").resolve()
+    missing = validate_params(variant(base={"source": "hf", "path": "no-such-org/no-such-model"}))
+    with inside(study), pytest.raises(StageError, match="nor in the local hub cache"):
+        base.run(missing)
+
+
+# --- SFT and DPO ----------------------------------------------------------------------------
+
+
+def test_one_sft_step_changes_the_parameters(study):
+    params = validate_params(variant(**{"train.sft.max_steps": 1}))
+    with inside(study):
+        metrics = train.run(params, "sft", "mix15")
+    before, after = weights(study / "models/base"), weights(study / "models/sft/mix15")
+    assert before.keys() == after.keys()
+    changed = [name for name in before if not torch.equal(before[name], after[name])]
+    assert len(changed) > len(before) // 2
+    assert metrics["step"] == 1 and metrics["train_loss"] > 0
+    assert json.loads((study / "reports/train/sft/mix15.json").read_text()) == metrics
+    assert list((study / "checkpoints/sft/mix15").iterdir()) == [], "finished runs keep none"
+
+
+def test_lora_writes_the_adapter_beside_the_merged_full_model(study):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    lora = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    params = validate_params(
+        variant(**{"train.runtime.lora": lora, "train.sft.learning_rate": 0.01})
+    )
+    with inside(study):
+        train.run(params, "sft", "mix15")
+    out = study / "models/sft/mix15"
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    before, after = weights(study / "models/base"), weights(out)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all("q_proj" in n or "v_proj" in n for n in changed)
+    inputs = torch.tensor([[2, 10, 20, 30, 40]])
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    adapted = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(study / "models/base"), out / "adapter"
+    )
+    with torch.no_grad():
+        assert torch.allclose(merged(inputs).logits, adapted(inputs).logits, atol=1e-5)
+
+
+def test_dpo_trains_from_the_sft_model_and_judges_every_pair(study):
+    with inside(study):
+        params = load_params("params.yaml")
+        train.run(params, "sft", "mix15")
+        metrics = train.run(params, "dpo", "mix15")
+    assert 0 <= metrics["pairs_rewards/accuracies"] <= 1
+    assert "rewards/margins" in metrics and "pairs_rewards/margins" in metrics
+    assert (study / "models/dpo/mix15/model.safetensors").is_file()
+    plots = study / "reports/train/dpo/mix15/plots/metrics"
+    assert any(plots.rglob("*.tsv")), "DVCLive logs the run"
+
+
+# --- resuming -------------------------------------------------------------------------------
+
+
+def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(study, tmp_path):
+    raw = variant(**{"train.sft.epochs": 3, "train.runtime.save_steps": 2})
+    write(study, raw)
+    twin = tmp_path / "twin"
+    shutil.copytree(study, twin, symlinks=True)
+    assert mixmerge(twin, "sft", "mix15").wait() == 0
+
+    running = mixmerge(study, "sft", "mix15", start_new_session=True)
+    folder = study / "checkpoints/sft/mix15"
+    deadline = time.time() + 120
+    while not list(folder.glob("checkpoint-*/trainer_state.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(running.pid, signal.SIGKILL)
+    running.wait()
+    assert not (study / "models/sft/mix15").exists(), "a killed run leaves no model"
+    resumed = mixmerge(study, "sft", "mix15")
+    output, _ = resumed.communicate()
+    assert resumed.returncode == 0, output
+    assert "resuming from checkpoints/sft/mix15/checkpoint-" in output
+    expected, got = weights(twin / "models/sft/mix15"), weights(study / "models/sft/mix15")
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
+def test_checkpoints_of_other_inputs_are_discarded(tmp_path):
+    folder = tmp_path / "checkpoints"
+    checkpoints.claim(folder, "first")
+    (folder / "checkpoint-4").mkdir()
+    (folder / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    checkpoints.claim(folder, "first")
+    assert checkpoints.newest(folder) == folder / "checkpoint-4"
+    checkpoints.claim(folder, "second")
+    assert checkpoints.newest(folder) is None
+    assert (folder / checkpoints.FINGERPRINT).read_text().strip() == "second"
+
+
+# --- several processes ----------------------------------------------------------------------
+
+
+def test_two_cpu_processes_train_one_model(study):
+    config = REPO / "configs" / "accelerate" / "ddp-cpu-2.yaml"
+    runtime = {"launcher": "accelerate", "accelerate_config": str(config), "logging_steps": 1}
+    write(study, variant(**{"train.runtime": runtime}))
+    finished = mixmerge(study, "sft", "mix15")
+    output, _ = finished.communicate()
+    assert finished.returncode == 0, output
+    metrics = json.loads((study / "reports/train/sft/mix15.json").read_text())
+    examples = 80  # 40 per language
+    assert metrics["step"] == -(-examples // (2 * 8)), "two processes share each batch of steps"
+    assert (study / "models/sft/mix15/model.safetensors").is_file()
+    assert not list((study / "models/sft").glob(".*tmp*"))
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def test_a_missing_initial_model_or_mixture_says_which_stage_to_run(study):
+    params = validate_params(variant())
+    with inside(study):
+        with pytest.raises(
+            StageError, match=r"no model at models/sft/mix15: run `dvc repro sft@mix15`"
+        ):
+            train.run(params, "dpo", "mix15")
+        shutil.rmtree("data/mixtures/mix15")
+        with pytest.raises(StageError, match=r"run `dvc repro mix@mix15` first"):
+            train.run(params, "sft", "mix15")
+    assert not (study / "models/sft/mix15").exists()
+
+
+def test_a_tokenizer_without_chat_template_or_too_big_is_refused(study):
+    params = validate_params(variant())
+    folder = study / "models" / "base"
+    with inside(study):
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps(config | {"vocab_size": 100}))
+        with pytest.raises(StageError, match="600 tokens but the model embeds only 100"):
+            train.run(params, "sft", "mix15")
+        (folder / "config.json").write_text(json.dumps(config))
+        (folder / "chat_template.jinja").unlink()
+        with pytest.raises(StageError, match="no chat template"):
+            train.run(params, "sft", "mix15")
+    assert not (study / "models/sft/mix15").exists()
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_without_output(study):
+    params = validate_params(
+        variant(**{"train.sft.learning_rate": 1.0e12, "train.runtime.logging_steps": 1})
+    )
+    with inside(study), pytest.raises(StageError, match="the training loss became nan"):
+        train.run(params, "sft", "mix15")
+    assert not (study / "models/sft/mix15").exists()
