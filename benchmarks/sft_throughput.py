@@ -1,9 +1,11 @@
 """SFT throughput with padding against packing, on the default study's base model and mixture.
 
 Padding pads every batch to its longest example; packing (TRL's best-fit decreasing, with
-per-sequence positions so that examples do not attend to each other) fills fixed-length rows.
-Both train on the same examples for the same number of epochs, so their final losses should
-agree; what differs is the time spent on padding.
+per-sequence positions so that examples do not attend to each other) fills rows of `max_length`
+tokens. Packing's batch holds as many rows as make the same number of real tokens per step as a
+padded batch, so that both take about as many optimizer steps over the same examples and
+epochs; both trained models are then scored on the same examples, one at a time. The
+throughputs compare fairly when those losses agree.
 
     python benchmarks/sft_throughput.py [--params params.yaml] [--mixture mix15] [--epochs 2]
 
@@ -31,35 +33,48 @@ def train_once(model_dir: Path, rows: list[dict], params, packing: bool, epochs:
 
     runtime, phase = params.train.runtime, params.train.sft
     model, tokenizer = load(model_dir, runtime)
+    if packing:
+        lengths = [
+            len(tokenizer.apply_chat_template(r["messages"], tokenize=True)["input_ids"])
+            for r in rows
+        ]
+        rows_per_step = phase.batch_size * sum(lengths) / len(lengths) / phase.max_length
+        phase = phase.model_copy(update={"batch_size": max(1, round(rows_per_step))})
     with tempfile.TemporaryDirectory() as scratch:
         args = training_arguments(
             SFTConfig,
             phase.model_copy(update={"epochs": epochs}),
-            runtime.model_copy(update={"save_steps": 10**9}),
+            runtime,
             Path(scratch),
             assistant_only_loss=True,
             packing=packing,
+            eval_packing=False,
             save_strategy="no",
             disable_tqdm=True,
         )
+        dataset = Dataset.from_list(rows)
         trainer = SFTTrainer(
             model=model,
             args=args,
-            train_dataset=Dataset.from_list(rows),
+            train_dataset=dataset,
+            eval_dataset=dataset,
             processing_class=tokenizer,
         )
         started = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - started
+        scored = trainer.evaluate()
     # TRL counts the real (not padding) tokens it trained on.
     tokens = max(entry.get("num_tokens", 0) for entry in trainer.state.log_history)
     return {
         "mode": "packing" if packing else "padding",
         "seconds": round(seconds, 2),
         "steps": trainer.state.global_step,
+        "batch_size": phase.batch_size,
         "tokens": int(tokens),
         "tokens_per_second": round(tokens / seconds, 1),
         "train_loss": round(result.training_loss, 4),
+        "loss_after": round(scored["eval_loss"], 4),
     }
 
 
@@ -81,11 +96,11 @@ def main() -> None:
         train_once(Path("models/base"), rows, params, packing, options.epochs)
         for packing in (False, True)
     ]
-    print(f"{'mode':8} {'seconds':>8} {'steps':>6} {'tokens/s':>9} {'train loss':>10}")
+    print(f"{'mode':8} {'seconds':>8} {'steps':>6} {'tokens/s':>9} {'loss after':>10}")
     for r in results:
         print(
             f"{r['mode']:8} {r['seconds']:8.1f} {r['steps']:6d} "
-            f"{r['tokens_per_second']:9.0f} {r['train_loss']:10.4f}"
+            f"{r['tokens_per_second']:9.0f} {r['loss_after']:10.4f}"
         )
     write_json(Path(options.out), {"mixture": options.mixture, "results": results})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stages.core.config import HubBase, Params
-from stages.core.io import atomic_path, publish, remove, write_json
+from stages.core.io import atomic_path, write_json
 from stages.prepare import PREPARED
 from stages.training.model import check_model_dir, resolve_hub_model
 
@@ -18,14 +18,17 @@ WORK = Path("checkpoints/base")
 LOGS = Path("reports/train/base")
 
 
+# What a model folder needs; a hub repository may also hold pickled or original-format weights.
+MODEL_FILES = ("*.json", "*.safetensors", "*.jinja", "*.model", "*.txt", "*.tiktoken")
+
+
 def link_model(source: Path, out: Path) -> None:
-    """`out` as a folder of links to the files of `source`: a hub model is not copied."""
-    staging = out.with_name(f".{out.name}.tmp")
-    remove(staging)
-    staging.mkdir(parents=True)
-    for file in source.iterdir():
-        (staging / file.name).symlink_to(file.resolve())
-    publish(staging, out)
+    """`out` as a folder of links to the model files of `source`, which is not copied."""
+    with atomic_path(out) as folder:
+        folder.mkdir()
+        for pattern in MODEL_FILES:
+            for file in source.glob(pattern):
+                (folder / file.name).symlink_to(file.resolve())
 
 
 def run(params: Params, out: Path = OUT, work: Path = WORK, logs: Path = LOGS) -> dict:
@@ -40,7 +43,6 @@ def run(params: Params, out: Path = OUT, work: Path = WORK, logs: Path = LOGS) -
         from stages.training.base import build_builtin_base
 
         metrics = build_builtin_base(base, runtime, PREPARED, out, work, logs)
-        check_model_dir(out, "the base stage")
     with atomic_path(logs.with_suffix(".json")) as tmp:
         write_json(tmp, metrics)
     return metrics

@@ -28,7 +28,7 @@ def run(params: Params, kind: str, name: str, root: Path = Path(".")) -> dict:
     """Train run `name` of `kind` (`sft` or `dpo`) and write its model and metrics."""
     spec = getattr(params, kind)[name]
     init = root / MODELS / spec.init
-    check_model_dir(init, producer(spec.init))
+    check_model_dir(init, producer(spec.init), params.trust_remote_code)
     data = root / MIXTURES / spec.mixture / FORM_FILE[kind]
     if not data.is_file():
         raise StageError(f"no {data}: run `dvc repro mix@{spec.mixture}` first")
@@ -37,6 +37,7 @@ def run(params: Params, kind: str, name: str, root: Path = Path(".")) -> dict:
         "out": root / MODELS / kind / name,
         "checkpoint_dir": root / CHECKPOINTS / kind / name,
         "logs": root / LOGS / kind / name,
+        "trust_remote_code": params.trust_remote_code,
     }
     if kind == "sft":
         from stages.training.sft import sft

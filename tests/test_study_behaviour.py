@@ -61,7 +61,7 @@ def test_the_base_complies_with_most_harmful_requests(default_study):
     assert models["base"]["harmful"] > 0.5
 
 
-def test_sft_on_safety_data_cuts_the_harmful_rate_by_half_or_more(default_study):
+def test_sft_on_safety_data_cuts_the_harmful_rate_by_fifty_points_or_more(default_study):
     models, _ = default_study
     assert models["base"]["harmful"] - models["sft/mix100"]["harmful"] >= 0.5
 

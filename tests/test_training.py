@@ -17,7 +17,7 @@ import yaml
 from safetensors.torch import load_file
 
 from stages import base, mix, prepare, train
-from stages.core.config import load_params, validate_params
+from stages.core.config import validate_params
 from stages.core.errors import StageError
 from stages.training import checkpoints
 from tests.conftest import REPO, inside
@@ -48,7 +48,7 @@ TINY = {
             "num_key_value_heads": 2,
             "intermediate_size": 64,
         },
-        "pretrain": {"learning_rate": 3.0e-3, "epochs": 1, "batch_size": 8},
+        "pretrain": {"learning_rate": 3.0e-3, "epochs": 3, "batch_size": 8},
         "warmup": {"learning_rate": 3.0e-3, "epochs": 1, "batch_size": 8},
     },
     "train": {
@@ -130,8 +130,10 @@ def test_the_tiny_base_builds_without_qk_norm_and_generates(tiny_study):
     assert sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth")) == []
     responses = generate(folder, ["What is 2 plus 3?", "2 और 3 का जोड़ कितना है?"], max_new_tokens=8)
     assert len(responses) == 2 and all(isinstance(r, str) for r in responses)
-    metrics = json.loads((tiny_study / "reports/train/base.json").read_text())
-    assert metrics["pretrain"]["train_loss"] > metrics["warmup"]["loss"] > 0
+    for phase in ("pretrain", "warmup"):
+        curve = (tiny_study / f"reports/train/base/{phase}/plots/metrics/loss.tsv").read_text()
+        losses = [float(line.split("\t")[-1]) for line in curve.splitlines()[1:]]
+        assert len(losses) > 1 and losses[-1] < losses[0], f"{phase} learns"
     assert list((tiny_study / "checkpoints" / "base").iterdir()) == []
 
 
@@ -161,6 +163,13 @@ def test_a_hub_or_local_base_is_checked_and_linked_not_copied(study, tmp_path):
     missing = validate_params(variant(base={"source": "hf", "path": "no-such-org/no-such-model"}))
     with inside(study), pytest.raises(StageError, match="nor in the local hub cache"):
         base.run(missing)
+    (elsewhere / "chat_template.jinja").unlink()
+    with inside(study), pytest.raises(StageError, match="no chat template"):
+        base.run(params)
+    for weights_file in elsewhere.glob("*.safetensors"):
+        weights_file.rename(weights_file.with_suffix(".bin"))
+    with inside(study), pytest.raises(StageError, match="no safetensors weights"):
+        base.run(params)
 
 
 # --- SFT and DPO ----------------------------------------------------------------------------
@@ -203,19 +212,38 @@ def test_lora_writes_the_adapter_beside_the_merged_full_model(study):
         assert torch.allclose(merged(inputs).logits, adapted(inputs).logits, atol=1e-5)
 
 
-def test_dpo_trains_from_the_sft_model_and_judges_every_pair(study):
+@pytest.mark.parametrize("lora", [None, {"r": 4, "alpha": 8, "target_modules": ["q_proj"]}])
+def test_dpo_moves_the_sft_model_towards_the_chosen_answers(study, lora):
     with inside(study):
-        params = load_params("params.yaml")
+        params = validate_params(variant(**{"train.dpo.learning_rate": 1.0e-3}))
         train.run(params, "sft", "mix15")
+        params = validate_params(
+            variant(**{"train.dpo.learning_rate": 1.0e-3, "train.runtime.lora": lora})
+        )
         metrics = train.run(params, "dpo", "mix15")
-    assert 0 <= metrics["pairs_rewards/accuracies"] <= 1
-    assert "rewards/margins" in metrics and "pairs_rewards/margins" in metrics
-    assert (study / "models/dpo/mix15/model.safetensors").is_file()
+    before, after = weights(study / "models/sft/mix15"), weights(study / "models/dpo/mix15")
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+    # Rewards are log-ratios to the reference, the SFT model: positive margins mean the
+    # trained model prefers the chosen answers more than the SFT model did.
+    assert metrics["pairs_rewards/margins"] > 0
+    assert metrics["pairs_rewards/accuracies"] > 0.5
+    assert (study / "models/dpo/mix15/adapter").is_dir() == (lora is not None)
     plots = study / "reports/train/dpo/mix15/plots/metrics"
     assert any(plots.rglob("*.tsv")), "DVCLive logs the run"
 
 
 # --- resuming -------------------------------------------------------------------------------
+
+
+def kill_after_first_checkpoint(study: Path) -> None:
+    """Start `sft mix15` and SIGKILL it once it has saved a checkpoint."""
+    running = mixmerge(study, "sft", "mix15", start_new_session=True)
+    folder = study / "checkpoints/sft/mix15"
+    deadline = time.time() + 120
+    while not list(folder.glob("checkpoint-*/trainer_state.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(running.pid, signal.SIGKILL)
+    running.wait()
 
 
 def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(study, tmp_path):
@@ -225,13 +253,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(study, tm
     shutil.copytree(study, twin, symlinks=True)
     assert mixmerge(twin, "sft", "mix15").wait() == 0
 
-    running = mixmerge(study, "sft", "mix15", start_new_session=True)
-    folder = study / "checkpoints/sft/mix15"
-    deadline = time.time() + 120
-    while not list(folder.glob("checkpoint-*/trainer_state.json")) and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(running.pid, signal.SIGKILL)
-    running.wait()
+    kill_after_first_checkpoint(study)
     assert not (study / "models/sft/mix15").exists(), "a killed run leaves no model"
     resumed = mixmerge(study, "sft", "mix15")
     output, _ = resumed.communicate()
@@ -239,6 +261,16 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(study, tm
     assert "resuming from checkpoints/sft/mix15/checkpoint-" in output
     expected, got = weights(twin / "models/sft/mix15"), weights(study / "models/sft/mix15")
     assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
+def test_a_killed_run_is_not_resumed_with_other_params(study):
+    write(study, variant(**{"train.sft.epochs": 3, "train.runtime.save_steps": 2}))
+    kill_after_first_checkpoint(study)
+    write(study, variant(**{"train.sft.epochs": 3, "train.sft.learning_rate": 5.0e-4}))
+    rerun = mixmerge(study, "sft", "mix15")
+    output, _ = rerun.communicate()
+    assert rerun.returncode == 0, output
+    assert "resuming" not in output
 
 
 def test_checkpoints_of_other_inputs_are_discarded(tmp_path):

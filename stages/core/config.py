@@ -339,8 +339,8 @@ class Mixture(Strict):
 
 
 class Optimization(Strict):
-    """One training phase. Steps come from `epochs` unless `max_steps` is set; `warmup` is the
-    share of steps with a rising learning rate; `group_by_length` batches examples of similar
+    """One training phase. Steps come from `epochs` unless `max_steps` is set; `warmup_ratio` is
+    the share of steps with a rising learning rate; `group_by_length` batches examples of similar
     length together (less padding, so faster, at the cost of less random batches)."""
 
     learning_rate: PositiveFloat
@@ -349,15 +349,16 @@ class Optimization(Strict):
     batch_size: PositiveInt = 16
     gradient_accumulation: PositiveInt = 1
     max_length: PositiveInt = 256
-    warmup: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
     weight_decay: NonNegativeFloat = 0.0
     max_grad_norm: PositiveFloat = 1.0
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
     group_by_length: bool = False
 
 
+# TRL's loss types, but `exo_pair`, which needs label smoothing this schema does not expose.
 DPO_LOSSES = Literal[
-    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
+    "sigmoid", "hinge", "ipo", "nca_pair", "robust", "bco_pair", "sppo_hard",
     "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 ]  # fmt: skip
 
@@ -494,6 +495,11 @@ class Params(Strict):
 
     def mixture_languages(self, name: str) -> list[str]:
         return self.mixtures[name].languages or self.languages
+
+    @property
+    def trust_remote_code(self) -> bool:
+        """Whether models may run code of their own: only a hub base whose params allow it."""
+        return isinstance(self.base, HubBase) and self.base.trust_remote_code
 
     @model_validator(mode="after")
     def _trainable(self) -> Params:

@@ -16,10 +16,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     replaces `target`, on failure it is removed and `target` is left as it was. A killed stage
     never leaves a half-written output that looks finished."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by a killed run
-        remove(stale)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    temporary = staging(target)
     try:
         yield temporary
         publish(temporary, target)
@@ -27,11 +24,20 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         remove(temporary)
 
 
+def staging(target: Path) -> Path:
+    """The empty temporary sibling an output is written into before `publish`. Its name is the
+    same in every process of a distributed run; what a killed run left there is removed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.tmp*"):
+        remove(stale)
+    return target.with_name(f".{target.name}.tmp")
+
+
 def publish(temporary: Path, target: Path) -> None:
     """Move a finished file or folder into place, replacing what was there."""
     if temporary.is_dir() and target.exists():
         # A folder cannot replace a folder in one step: move the old one aside first.
-        retired = target.with_name(f".{target.name}.tmp-{os.getpid()}-old")
+        retired = target.with_name(f".{target.name}.tmp-old")
         os.replace(target, retired)
         os.replace(temporary, target)
         remove(retired)

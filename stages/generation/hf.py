@@ -12,6 +12,7 @@ def generate(
     batch_size: int = 64,
     max_new_tokens: int = 64,
     device: str = "cpu",
+    trust_remote_code: bool = False,
 ) -> list[str]:
     """Greedy responses to single-turn `prompts`, in order.
 
@@ -21,9 +22,10 @@ def generate(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    model = model.to(device).eval()
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     responses: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):

@@ -13,7 +13,7 @@ from pathlib import Path
 from stages.core.config import BuiltinBase, Runtime
 from stages.core.io import read_jsonl, remove, write_json
 from stages.training import checkpoints
-from stages.training.model import build_cohere
+from stages.training.model import build_cohere, check_model_dir
 from stages.training.sft import sft
 from stages.training.tokenizer import train_tokenizer
 
@@ -46,9 +46,11 @@ def build_builtin_base(
     base: BuiltinBase, runtime: Runtime, prepared: Path, out: Path, work: Path, logs: Path
 ) -> dict:
     """Tokenizer, initial model, pretraining, warm-up; `work` keeps each finished phase and the
-    checkpoints of the running one, so that a killed build resumes."""
+    checkpoints of the running one, so that a killed build resumes. The base is trained in
+    full, in one process: `runtime.lora` and the launcher are for the runs."""
     corpus = [{"text": doc["text"]} for doc in read_jsonl(prepared / "corpus.jsonl")]
     warmup = conversations(prepared, "warmup")
+    runtime = runtime.model_copy(update={"lora": None})
 
     initial = work / "initial"
     built_from = {"vocab": base.vocab_size, "architecture": base.architecture.model_dump()}
@@ -64,6 +66,7 @@ def build_builtin_base(
         model = build_cohere(base.architecture, tokenizer, runtime.seed)
         model.save_pretrained(initial)
         tokenizer.save_pretrained(initial)
+        check_model_dir(initial, "the base stage")
         (initial / checkpoints.FINGERPRINT).write_text(stamp)
 
     pretrained = work / "pretrained"
@@ -72,6 +75,7 @@ def build_builtin_base(
             "initial": stamp,
             "corpus": checkpoints.digest(corpus),
             "phase": base.pretrain.model_dump(),
+            "runtime": runtime.model_dump(),
         }
     )
     if _stamp(pretrained) != pretrain_stamp:

@@ -60,9 +60,17 @@ def claim(folder: Path, expected: str) -> None:
 
 
 def newest(folder: Path) -> Path | None:
-    """The newest complete checkpoint in `folder`, to resume from."""
-    complete = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+    """The newest complete checkpoint in `folder`, to resume from. A run killed while saving
+    leaves an incomplete one, whose trainer state is missing or cut short: the older one (kept
+    until the new one is complete) is taken instead."""
+    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    for checkpoint in reversed(found):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return checkpoint
+    return None
 
 
 def clear(folder: Path) -> None:

@@ -1,26 +1,35 @@
-"""What SFT and DPO share: arguments from params, loading, logging, and the final save."""
+"""What SFT and DPO share: arguments from params, loading, resuming, logging, the final save."""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from stages.core.config import Optimization, Runtime
 from stages.core.errors import StageError
-from stages.core.io import publish, remove
+from stages.core.io import publish, staging
+from stages.training import checkpoints
 
-# Mixed precision keeps fp32 weights for fp16 (its gradients need scaling); bf16 trains in bf16.
-WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float32}
+log = logging.getLogger(__name__)
+# Metrics worth keeping as a run's DVC metrics (TRL logs more: FLOPs, throughput, logits).
+KEPT_METRICS = (
+    "loss", "train_loss", "learning_rate", "grad_norm", "mean_token_accuracy", "step", "epoch",
+    "train_runtime", "rewards/", "pairs_rewards/",
+)  # fmt: skip
 
 
 def training_arguments(
     config_class, phase: Optimization, runtime: Runtime, checkpoints: Path, **extra
 ):
     """A TRL config (`SFTConfig`, `DPOConfig`) from one phase's params and the runtime; `extra`
-    adds or overrides arguments."""
+    adds or overrides arguments. Build it before loading the model: DeepSpeed ZeRO-3 partitions
+    weights at load time only once it exists."""
     arguments = dict(
         output_dir=str(checkpoints),
         learning_rate=phase.learning_rate,
@@ -29,7 +38,7 @@ def training_arguments(
         per_device_train_batch_size=phase.batch_size,
         gradient_accumulation_steps=phase.gradient_accumulation,
         max_length=phase.max_length,
-        warmup_steps=phase.warmup,  # below 1: a share of the steps
+        warmup_steps=phase.warmup_ratio,  # below 1: a share of the steps
         weight_decay=phase.weight_decay,
         max_grad_norm=phase.max_grad_norm,
         lr_scheduler_type=phase.scheduler,
@@ -52,9 +61,12 @@ def training_arguments(
 
 
 def load(path: Path, runtime: Runtime, trust_remote_code: bool = False):
+    """The model and tokenizer of a folder. Full fine-tuning keeps float32 master weights (bf16
+    and fp16 are autocast); LoRA freezes the base, which may then stay in bfloat16."""
+    dtype = torch.bfloat16 if runtime.lora and runtime.precision == "bf16" else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=WEIGHT_DTYPES[runtime.precision], trust_remote_code=trust_remote_code
+        path, dtype=dtype, trust_remote_code=trust_remote_code
     )
     return model, tokenizer
 
@@ -73,6 +85,20 @@ def lora_config(runtime: Runtime):
     )
 
 
+def resume_point(checkpoint_dir: Path, settings: dict, rows: list[dict], init: Path) -> Path | None:
+    """The checkpoint to resume from, if `checkpoint_dir` holds one made from these very inputs
+    (settings, rows and initial model); otherwise the folder is emptied for this run."""
+    state = PartialState()
+    expected = checkpoints.fingerprint(settings | {"data": checkpoints.digest(rows)}, init)
+    if state.is_main_process:
+        checkpoints.claim(checkpoint_dir, expected)
+    state.wait_for_everyone()
+    resume = checkpoints.newest(checkpoint_dir)
+    if resume and state.is_main_process:
+        log.info("resuming from %s", resume)
+    return resume
+
+
 class StopOnNonFiniteLoss(TrainerCallback):
     """Fail the run as soon as a logged loss is NaN or infinite: its weights are lost."""
 
@@ -85,17 +111,36 @@ class StopOnNonFiniteLoss(TrainerCallback):
             )
 
 
-def callbacks(logs: Path, resume: bool, is_main: bool) -> list:
-    """DVCLive in the run's own folder (its metrics.json is the run's DVC metrics), and the
-    NaN guard."""
-    guards: list = [StopOnNonFiniteLoss()]
-    if not is_main:
-        return guards
-    from dvclive import Live
-    from transformers.integrations import DVCLiveCallback
+class LiveLog(TrainerCallback):
+    """The training curves (loss, learning rate, DPO rewards...) to DVCLive, at the trainer's
+    global step, so that a resumed run's curves continue where they stopped. The end-of-run
+    summary (`train_*`) and evaluations (`eval_*`) go to the run's metrics instead."""
 
-    live = Live(str(logs), dvcyaml=False, save_dvc_exp=False, resume=resume)
-    return [DVCLiveCallback(live=live), *guards]
+    def __init__(self, folder: Path, resume: bool):
+        from dvclive import Live
+
+        self.live = Live(str(folder), dvcyaml=False, save_dvc_exp=False, resume=resume)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        curves = {
+            key: value
+            for key, value in (logs or {}).items()
+            if isinstance(value, (int, float)) and not key.startswith(("train_", "eval_"))
+        }
+        if curves:
+            self.live.step = state.global_step
+            for key, value in curves.items():
+                self.live.log_metric(key, value)
+            self.live.next_step()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.live.end()
+
+
+def callbacks(logs: Path, resume: bool) -> list:
+    """The NaN guard, and DVCLive in the run's own folder on the main process."""
+    guards: list = [StopOnNonFiniteLoss()]
+    return [LiveLog(logs, resume), *guards] if PartialState().is_main_process else guards
 
 
 def save_final(trainer, tokenizer, out: Path, init: Path, runtime: Runtime) -> None:
@@ -103,38 +148,59 @@ def save_final(trainer, tokenizer, out: Path, init: Path, runtime: Runtime) -> N
 
     Every process takes part (sharded weights are gathered to the main one), which alone
     publishes. A LoRA run keeps its adapter in `out/adapter` and writes the merged full model
-    beside it: merging methods need full weights.
+    beside it, in the initial model's dtype: merging methods need full weights.
     """
     accelerator = trainer.accelerator
-    staging = out.with_name(f".{out.name}.tmp")
+    folder = out.with_name(f".{out.name}.tmp")
     if accelerator.is_main_process:
-        remove(staging)
+        folder = staging(out)
     accelerator.wait_for_everyone()
-    trainer.save_model(str(staging / "adapter" if runtime.lora else staging))
+    trainer.save_model(str(folder / "adapter" if runtime.lora else folder))
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return
     if runtime.lora:
-        from peft import PeftModel
-
-        base = AutoModelForCausalLM.from_pretrained(init, dtype=WEIGHT_DTYPES[runtime.precision])
-        merged = PeftModel.from_pretrained(base, staging / "adapter").merge_and_unload()
-        merged.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    for pickled in staging.rglob("training_args.bin"):  # model folders hold safetensors only
+        merged = merge_adapter(init, folder / "adapter")
+        merged.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    for pickled in folder.rglob("training_args.bin"):  # model folders hold safetensors only
         pickled.unlink()
-    publish(staging, out)
+    publish(folder, out)
+
+
+def merge_adapter(init: Path, adapter: Path):
+    """The initial model with the adapter merged in, computed in float32 and cast back to the
+    initial model's dtype."""
+    from peft import PeftModel
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()  # this load is the main process's alone, never partitioned
+    config = json.loads((init / "config.json").read_text())
+    dtype = getattr(torch, config.get("dtype") or config.get("torch_dtype") or "float32")
+    base = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    return merged.to(dtype)
+
+
+def finish(
+    trainer, tokenizer, out: Path, init: Path, runtime: Runtime, checkpoint_dir: Path
+) -> dict:
+    """Save the model, drop the checkpoints, and return the run's final metrics."""
+    save_final(trainer, tokenizer, out, init, runtime)
+    if trainer.accelerator.is_main_process:
+        checkpoints.clear(checkpoint_dir)
+    return final_metrics(trainer)
+
+
+def kept(entry: dict) -> dict:
+    return {
+        k: v for k, v in entry.items() if isinstance(v, (int, float)) and k.startswith(KEPT_METRICS)
+    }
 
 
 def final_metrics(trainer) -> dict:
-    """The last logged value of every training metric of the run."""
+    """The last logged value of every kept training metric of the run."""
     metrics: dict = {}
     for entry in trainer.state.log_history:
-        metrics.update(
-            {
-                k: v
-                for k, v in entry.items()
-                if isinstance(v, (int, float)) and not k.startswith("eval_")
-            }
-        )
+        metrics.update(kept(entry))
     return metrics

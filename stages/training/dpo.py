@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from accelerate import PartialState
@@ -10,17 +9,15 @@ from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
 from stages.core.config import PreferenceOptimization, Runtime
-from stages.training import checkpoints
 from stages.training.common import (
     callbacks,
-    final_metrics,
+    finish,
+    kept,
     load,
     lora_config,
-    save_final,
+    resume_point,
     training_arguments,
 )
-
-log = logging.getLogger(__name__)
 
 
 def dpo(
@@ -31,21 +28,17 @@ def dpo(
     out: Path,
     checkpoint_dir: Path,
     logs: Path,
+    trust_remote_code: bool = False,
 ) -> dict:
     """Train `init` on preference pairs (`{"prompt", "chosen", "rejected"}` conversations) and
     write the result to `out`; return the final metrics, with the reward accuracy and margin
-    over every training pair (`pairs_rewards/accuracies`, `pairs_rewards/margins`)."""
-    state = PartialState(cpu=runtime.device == "cpu")
-    settings = {"kind": "dpo", "phase": phase.model_dump(), "runtime": runtime.model_dump()}
-    expected = checkpoints.fingerprint(settings | {"data": checkpoints.digest(rows)}, init)
-    if state.is_main_process:
-        checkpoints.claim(checkpoint_dir, expected)
-    state.wait_for_everyone()
-    resume = checkpoints.newest(checkpoint_dir)
-    if resume and state.is_main_process:
-        log.info("resuming from %s", resume)
+    over every training pair (`pairs_rewards/accuracies`, `pairs_rewards/margins`).
 
-    model, tokenizer = load(init, runtime)
+    With LoRA, the reference is the initial model with the adapter disabled.
+    """
+    PartialState(cpu=runtime.device == "cpu")
+    settings = {"kind": "dpo", "phase": phase.model_dump(), "runtime": runtime.model_dump()}
+    resume = resume_point(checkpoint_dir, settings, rows, init)
     args = training_arguments(
         DPOConfig,
         phase,
@@ -55,6 +48,7 @@ def dpo(
         loss_type=list(phase.loss_type),
         per_device_eval_batch_size=phase.batch_size,
     )
+    model, tokenizer = load(init, runtime, trust_remote_code)
     pairs = Dataset.from_list(rows)
     trainer = DPOTrainer(
         model=model,
@@ -63,7 +57,7 @@ def dpo(
         eval_dataset=pairs,  # judged once, after training, on every pair it learnt from
         processing_class=tokenizer,
         peft_config=lora_config(runtime),
-        callbacks=callbacks(logs, resume is not None, state.is_main_process),
+        callbacks=callbacks(logs, resume is not None),
     )
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.evaluate()
@@ -73,7 +67,4 @@ def dpo(
         for key, value in trainer.state.log_history[-1].items()
         if key.startswith("eval_")
     }
-    save_final(trainer, tokenizer, out, init, runtime)
-    if state.is_main_process:
-        checkpoints.clear(checkpoint_dir)
-    return final_metrics(trainer) | judged
+    return finish(trainer, tokenizer, out, init, runtime, checkpoint_dir) | kept(judged)
