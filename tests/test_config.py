@@ -101,8 +101,10 @@ def test_runs_that_start_from_each_other_are_a_cycle(raw):
 
 
 def test_a_run_can_start_from_a_merge(raw):
-    raw["merges"] = {
-        "obj": {"method": "linear", "models": [{"model": "sft/mix0"}, {"model": "sft/mix100"}]}
+    raw["merges"]["obj"] = {
+        "method": "linear",
+        "stage": "sft",
+        "models": [{"model": "sft/mix0"}, {"model": "sft/mix100"}],
     }
     raw["dpo"]["after_merge"] = {"mixture": "mix15", "init": "merge/obj"}
     params = validate_params(raw)
@@ -190,3 +192,46 @@ def test_unreadable_files_are_reported(tmp_path):
     listed.write_text(yaml.safe_dump(["en"]))
     with pytest.raises(ParamsError, match="mapping"):
         load_params(listed)
+
+
+def _merge(**spec) -> dict:
+    pair = [{"model": "sft/mix0"}, {"model": "sft/mix100"}]
+    return {"method": "ties", "stage": "sft", "base": "base", "models": pair} | spec
+
+
+THREE = [{"model": m} for m in ("sft/mix0", "sft/mix15", "sft/mix100")]
+RULED = [{"filter": "mlp", "value": [0.5, 0.0]}]  # a gradient ending at density 0
+BAD_MERGES = [
+    (_merge(method="tiez"), "merges.m.method", "did you mean 'ties'"),
+    (_merge(base=None), "merges.m", "ties needs a `base`"),
+    (_merge(method="linear"), "merges.m", "linear takes no `base`"),
+    (_merge(method="slerp", base="sft/mix15", parameters={"t": 0.5}), "merges.m", "must be one"),
+    (_merge(method="slerp", base="sft/mix0"), "merges.m", "slerp needs `parameters.t`"),
+    (
+        _merge(method="slerp", base="sft/mix0", parameters={"t": 0.5}, models=THREE),
+        "merges.m",
+        "slerp merges exactly 2 models, not 3",
+    ),
+    (_merge(parameters={"density": 1.5}), "merges.m", "every density must be in (0, 1]"),
+    (_merge(parameters={"density": RULED}), "merges.m", "(0, 1]"),
+    (_merge(method="linear", base=None, parameters={"weight": 0.0}), "merges.m", "sum to zero"),
+    (_merge(parameters={"t": 0.3}), "merges.m", "ties takes no parameter `t`"),
+    (_merge(stage="dpo"), "merges.m", "dpo-stage merge takes dpo/ models, not sft/mix0"),
+    (_merge(base="sft/mix0", models=[{"model": "sft/mix0"}]), "merges.m", "list the base only"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "fragment"), BAD_MERGES, ids=[b[2][:30] for b in BAD_MERGES]
+)
+def test_a_merge_that_its_method_cannot_do_is_refused(raw, spec, path, fragment):
+    raw["merges"] = {"m": spec}
+    raw["dpo"].pop("sft_slerp")
+    problems = problems_of(raw)
+    assert path in problems, problems
+    assert fragment in problems[path]
+
+
+def test_every_default_merge_is_one_its_method_can_do(raw):
+    merges = validate_params(raw).merges
+    assert {m.method for m in merges.values()} >= {"linear", "slerp", "ties", "dare_ties"}
