@@ -52,6 +52,20 @@ def _fail(error: Exception | str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _check_named(table: dict, name: str, what: str, params: Path) -> None:
+    """Exit 2 when `name` is not in the params table `table` holding `what`s."""
+    if name not in table:
+        raise _fail(f"no {what} {name!r} in {params}{did_you_mean(name, table)}", 2)
+
+
+def _run_stage(run, *arguments):
+    """Call a stage; a StageError exits 1 with its message and no traceback."""
+    try:
+        return run(*arguments)
+    except StageError as error:
+        raise _fail(error) from None
+
+
 @app.command()
 def validate(params: ParamsFile = Path("params.yaml")) -> None:
     """Check a params file against the schema and report every problem at once (exit 2)."""
@@ -71,10 +85,7 @@ def prepare(params: ParamsFile = Path("params.yaml")) -> None:
     loaded = _load(params)
     from stages import prepare as stage
 
-    try:
-        report = stage.run(loaded)
-    except StageError as error:
-        raise _fail(error) from None
+    report = _run_stage(stage.run, loaded)
     for split, per_language in report["counts"].items():
         total = sum(sum(c.values()) for c in per_language.values())
         typer.echo(f"{split}: {total} records")
@@ -91,14 +102,10 @@ def mix(
     objective, requested and realised shares).
     """
     loaded = _load(params)
-    if name not in loaded.mixtures:
-        raise _fail(f"no mixture {name!r} in {params}{did_you_mean(name, loaded.mixtures)}", 2)
+    _check_named(loaded.mixtures, name, "mixture", params)
     from stages import mix as stage
 
-    try:
-        manifest = stage.run(loaded, name)
-    except StageError as error:
-        raise _fail(error) from None
+    manifest = _run_stage(stage.run, loaded, name)
     realised = manifest["realised"]
     typer.echo(
         f"{name}: {realised['examples']} examples, safety share {realised['safety_share']:.3f}"
@@ -118,10 +125,7 @@ def base(params: ParamsFile = Path("params.yaml")) -> None:
         raise _fail(f"{params} declares no `base` and `train`", 2)
     from stages import base as stage
 
-    try:
-        stage.run(loaded)
-    except StageError as error:
-        raise _fail(error) from None
+    _run_stage(stage.run, loaded)
     typer.echo("models/base: ready")
 
 
@@ -130,9 +134,7 @@ RunName = Annotated[str, typer.Argument(help="A run named under `sft` or `dpo` i
 
 def _train(kind: str, name: str, params: Path) -> None:
     loaded = _load(params)
-    runs = getattr(loaded, kind)
-    if name not in runs:
-        raise _fail(f"no {kind} run {name!r} in {params}{did_you_mean(name, runs)}", 2)
+    _check_named(getattr(loaded, kind), name, f"{kind} run", params)
     from stages import train
     from stages.training.launch import relaunch
 
@@ -163,6 +165,25 @@ def dpo(name: RunName, params: ParamsFile = Path("params.yaml")) -> None:
     Writes models/dpo/NAME, reports/train/dpo/NAME.json and the DVCLive folder beside it.
     """
     _train("dpo", name, params)
+
+
+@app.command()
+def merge(
+    name: Annotated[str, typer.Argument(help="A merge named under `merges` in params.")],
+    params: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Merge models tensor by tensor (linear, slerp, task_arithmetic, ties, dare_linear,
+    dare_ties, breadcrumbs...) with mergekit's semantics, in bounded memory.
+
+    Writes models/merge/NAME (the model, merge.yaml, mergekit.yaml, diagnostics.json) and
+    reports/merges/NAME.json (how the task vectors interfere, overall).
+    """
+    loaded = _load(params)
+    _check_named(loaded.merges, name, "merge", params)
+    from stages import merge as stage
+
+    summary = _run_stage(stage.run, loaded, name)
+    typer.echo(f"models/merge/{name}: merged; sign conflicts {summary['sign_conflicts']:.3f}")
 
 
 def main() -> None:

@@ -91,3 +91,7 @@ def test_each_training_run_depends_on_its_own_mixture_and_initial_model(repo):
     assert '"mix@mix15" -> "sft@mix15"' in edges
     assert '"sft@mix15" -> "dpo@mix15"' in edges
     assert '"mix@mix0" -> "sft@mix15"' not in edges
+    # A merge waits for every model of its training stage; SFT -> merge -> DPO chains.
+    assert '"sft@mix100" -> "merge@sft_ties"' in edges
+    assert '"dpo@mix100" -> "merge@dpo_ties"' in edges
+    assert '"merge@sft_slerp" -> "dpo@sft_slerp"' in edges

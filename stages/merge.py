@@ -1,0 +1,92 @@
+"""Stage `merge@<merge>`: merge models tensor by tensor into a new model folder, with its
+resolved recipe (merge.yaml), the same merge for mergekit (mergekit.yaml), and how its task
+vectors interfere, per layer (diagnostics.json)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from stages.core.config import Params
+from stages.core.errors import StageError
+from stages.core.io import atomic_path, write_json
+from stages.merging import engine, recipe
+from stages.merging.diagnostics import Interference
+from stages.merging.registry import METHODS
+from stages.train import MODELS, producer
+
+REPORTS = Path("reports/merges")
+# Files a model folder carries beside its weights: config, tokenizer, chat template.
+COMPANIONS = ("*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken")
+WEIGHT_FILES = ("model.safetensors.index.json",)
+
+
+def copy_companions(source: Path, out: Path, out_dtype: str | None) -> None:
+    for pattern in COMPANIONS:
+        for file in source.glob(pattern):
+            if file.name not in WEIGHT_FILES:
+                shutil.copyfile(file, out / file.name)  # resolves links into real files
+    if out_dtype:
+        config = json.loads((out / "config.json").read_text())
+        (out / "config.json").write_text(json.dumps(config | {"dtype": out_dtype}, indent=2) + "\n")
+
+
+def run(
+    params: Params, name: str, root: Path = Path("."), max_shard_bytes: int = 5 * 10**9
+) -> dict:
+    merge = params.merges[name]
+    method = METHODS[merge.method]
+    refs = [m.model for m in merge.models]
+    paths = {ref: root / MODELS / ref for ref in {*refs, merge.base, "base"} - {None}}
+    for ref in {*refs, merge.base} - {None}:
+        if not paths[ref].is_dir():
+            raise StageError(f"no model at {paths[ref]}: run {producer(ref)} first")
+    weights = {ref: engine.inspect(paths[ref]) for ref in {*refs, merge.base} - {None}}
+    engine.check_compatible(weights)
+    if method.computation == "slerp":
+        # From the base (t = 0) to the other model; a model merged with itself is both ends.
+        order = sorted(range(len(refs)), key=lambda i: refs[i] != merge.base)
+    else:
+        order = list(range(len(refs)))
+    settings = recipe.model_settings(merge)
+    job = engine.Job(
+        method=method,
+        inputs=[weights[refs[i]] for i in order],
+        model_settings=[settings[i] for i in order],
+        merge_settings=recipe.merge_settings(merge),
+        base=weights[merge.base] if method.computation == "task_vector" else None,
+        seed=merge.seed,
+        out_dtype=recipe.OUT_DTYPES.get(merge.out_dtype),
+    )
+    # Interference is measured from the common ancestor: the merge's base for task-vector
+    # methods, else the study's base model when it has the same tensors.
+    reference = job.base
+    if reference is None and paths["base"].is_dir():
+        candidate = engine.inspect(paths["base"])
+        try:
+            engine.check_compatible({refs[0]: weights[refs[0]], "base": candidate})
+            reference = candidate
+        except StageError:
+            reference = None
+    interference = Interference([refs[i] for i in order])
+    out = root / MODELS / "merge" / name
+    with atomic_path(out) as folder:
+        folder.mkdir()
+        engine.run(job, folder, max_shard_bytes, interference.observe, reference)
+        copy_companions(job.template.folder, folder, merge.out_dtype)
+        relative = {ref: path.relative_to(root) for ref, path in paths.items()}
+        (folder / "merge.yaml").write_text(
+            yaml.safe_dump(recipe.resolved(name, merge, relative), sort_keys=False)
+        )
+        (folder / "mergekit.yaml").write_text(
+            yaml.safe_dump(recipe.mergekit_config(merge, relative), sort_keys=False)
+        )
+        diagnostics = interference.report()
+        write_json(folder / "diagnostics.json", diagnostics)
+    summary = {"method": merge.method, "stage": merge.stage, **diagnostics["overall"]}
+    with atomic_path(root / REPORTS / f"{name}.json") as tmp:
+        write_json(tmp, summary)
+    return summary
