@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,3 +72,75 @@ def write_params(tmp_path):
         return path
 
     return write
+
+
+# --- a tiny trained study, shared by the training and evaluation tests ----------------------
+
+TINY = {
+    "languages": ["en", "hi"],
+    "data": {
+        "sources": {
+            "world": {
+                "kind": "builtin",
+                "eval": {"general": 10, "safety": 6, "benign": 4},
+                "warmup": {"general": 20, "safety": 12, "benign": 6},
+                "train": {"general": 40, "safety": 40},
+            }
+        }
+    },
+    "mixtures": {
+        "mix15": {"safety": 0.15, "size_per_language": 40},
+        "mix100": {"safety": 1.0, "size_per_language": 40},
+    },
+    "base": {
+        "source": "builtin",
+        "vocab_size": 600,
+        "architecture": {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "intermediate_size": 64,
+        },
+        "pretrain": {"learning_rate": 3.0e-3, "epochs": 3, "batch_size": 8},
+        "warmup": {"learning_rate": 3.0e-3, "epochs": 1, "batch_size": 8},
+    },
+    "train": {
+        "runtime": {"save_steps": 4, "logging_steps": 2},
+        "sft": {"learning_rate": 1.0e-3, "epochs": 1, "batch_size": 8},
+        "dpo": {"learning_rate": 1.0e-4, "epochs": 1, "batch_size": 8},
+    },
+    "sft": {"mix15": {"mixture": "mix15", "init": "base"}},
+    "dpo": {"mix15": {"mixture": "mix15", "init": "sft/mix15"}},
+}
+
+
+def write(root: Path, raw: dict) -> Path:
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> Path:
+    """A folder holding the tiny study's prepared data, mixtures and base model."""
+    from stages import base, mix, prepare
+    from stages.core.config import validate_params
+
+    root = tmp_path_factory.mktemp("study")
+    params = validate_params(TINY)
+    write(root, TINY)
+    with inside(root):
+        prepare.run(params)
+        for name in params.mixtures:
+            mix.run(params, name)
+        base.run(params)
+    return root
+
+
+@pytest.fixture
+def study(tiny_study, tmp_path) -> Path:
+    """A private copy of the tiny study, for a test that trains or breaks things in it."""
+    root = tmp_path / "study"
+    shutil.copytree(tiny_study, root, symlinks=True)
+    return root

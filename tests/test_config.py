@@ -62,6 +62,35 @@ BAD = [
     ("data.sources.world.eval.safety", 500, "data.sources.world", "fewer prompts"),
     ("mixtures.mix0.size_total", 600, "mixtures.mix0", "exactly one of"),
     ("languages", ["en", "de"], "data.sources.world", "not de"),
+    ("evaluation.judge", {"kind": "lmm"}, "evaluation.judge.kind", "did you mean 'llm'"),
+    (
+        "evaluation.judge",
+        {"kind": "llm", "model": "gpt-4o"},
+        "evaluation.judge.base_url",
+        "required",
+    ),
+    ("evaluation.generation.backend", "vlm", "evaluation.generation.backend", "'hf' or 'vllm'"),
+    ("evaluation.generation.top_p", 1.5, "evaluation.generation.top_p", "less than or equal"),
+    ("evaluation.bootstrap.samples", 10, "evaluation.bootstrap.samples", "greater than or equal"),
+    (
+        "evaluation.harm_classifier",
+        {"style": "generative"},
+        "evaluation.harm_classifier.model",
+        "required",
+    ),
+    (
+        "data.sources.xsafety",
+        {
+            "kind": "files",
+            "files": ["x.csv"],
+            "language": "en",
+            "objective": "safety",
+            "use": "eval",
+            "columns": {"prompt": "prompt"},
+        },
+        "evaluation.judge",
+        "the rule judge knows only the embedded world",
+    ),
 ]
 
 

@@ -13,80 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
-from stages import base, mix, prepare, train
+from stages import base, train
 from stages.core.config import validate_params
 from stages.core.errors import StageError
 from stages.training import checkpoints
-from tests.conftest import REPO, inside
-
-TINY = {
-    "languages": ["en", "hi"],
-    "data": {
-        "sources": {
-            "world": {
-                "kind": "builtin",
-                "eval": {"general": 10, "safety": 6, "benign": 4},
-                "warmup": {"general": 20, "safety": 12, "benign": 6},
-                "train": {"general": 40, "safety": 40},
-            }
-        }
-    },
-    "mixtures": {
-        "mix15": {"safety": 0.15, "size_per_language": 40},
-        "mix100": {"safety": 1.0, "size_per_language": 40},
-    },
-    "base": {
-        "source": "builtin",
-        "vocab_size": 600,
-        "architecture": {
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "intermediate_size": 64,
-        },
-        "pretrain": {"learning_rate": 3.0e-3, "epochs": 3, "batch_size": 8},
-        "warmup": {"learning_rate": 3.0e-3, "epochs": 1, "batch_size": 8},
-    },
-    "train": {
-        "runtime": {"save_steps": 4, "logging_steps": 2},
-        "sft": {"learning_rate": 1.0e-3, "epochs": 1, "batch_size": 8},
-        "dpo": {"learning_rate": 1.0e-4, "epochs": 1, "batch_size": 8},
-    },
-    "sft": {"mix15": {"mixture": "mix15", "init": "base"}},
-    "dpo": {"mix15": {"mixture": "mix15", "init": "sft/mix15"}},
-}
-
-
-def write(root: Path, raw: dict) -> Path:
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_study(tmp_path_factory) -> Path:
-    """A folder holding the tiny study's prepared data, mixtures and base model."""
-    root = tmp_path_factory.mktemp("study")
-    params = validate_params(TINY)
-    write(root, TINY)
-    with inside(root):
-        prepare.run(params)
-        for name in params.mixtures:
-            mix.run(params, name)
-        base.run(params)
-    return root
-
-
-@pytest.fixture
-def study(tiny_study, tmp_path) -> Path:
-    """A private copy of the tiny study, for a test that trains or breaks things in it."""
-    root = tmp_path / "study"
-    shutil.copytree(tiny_study, root, symlinks=True)
-    return root
+from tests.conftest import REPO, TINY, inside, write
 
 
 def variant(**changes) -> dict:
@@ -119,6 +52,7 @@ def mixmerge(root: Path, *arguments: str, **popen) -> subprocess.Popen:
 def test_the_tiny_base_builds_without_qk_norm_and_generates(tiny_study):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from stages.core.config import Generation
     from stages.generation.hf import generate
 
     folder = tiny_study / "models" / "base"
@@ -128,7 +62,8 @@ def test_the_tiny_base_builds_without_qk_norm_and_generates(tiny_study):
     assert model.config.use_qk_norm is False and model.config.logit_scale == 1.0
     assert len(tokenizer) == model.config.vocab_size
     assert sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth")) == []
-    responses = generate(folder, ["What is 2 plus 3?", "2 और 3 का जोड़ कितना है?"], max_new_tokens=8)
+    prompts = ["What is 2 plus 3?", "2 और 3 का जोड़ कितना है?"]
+    responses = generate(folder, prompts, Generation(max_new_tokens=8))
     assert len(responses) == 2 and all(isinstance(r, str) for r in responses)
     for phase in ("pretrain", "warmup"):
         curve = (tiny_study / f"reports/train/base/{phase}/plots/metrics/loss.tsv").read_text()

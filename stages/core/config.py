@@ -281,7 +281,6 @@ class FileSource(TableSource):
         return self
 
 
-SOURCE_KINDS = ("builtin", "hf", "files")
 Source = Annotated[
     Union[BuiltinSource, HubSource, FileSource], Field(discriminator="kind")  # noqa: UP007
 ]
@@ -603,6 +602,84 @@ class Merge(Strict):
         return self
 
 
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+class Generation(Strict):
+    """How every model answers the eval prompts: greedy unless `do_sample`."""
+
+    backend: Literal["hf", "vllm"] = "hf"
+    device: Literal["cpu", "auto"] = "cpu"
+    batch_size: PositiveInt = 64
+    max_new_tokens: PositiveInt = 64
+    do_sample: bool = False
+    temperature: Annotated[float, Field(gt=0)] = 1.0
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    seed: int = 0
+
+
+class RuleJudge(Strict):
+    kind: Literal["rule"]
+
+
+class LLMJudge(Strict):
+    """Any OpenAI-compatible endpoint. The key is read from the variable `api_key_env` names
+    (null for keyless local servers); it is never written anywhere."""
+
+    kind: Literal["llm"]
+    base_url: str
+    model: str
+    api_key_env: str | None = "OPENAI_API_KEY"
+    max_concurrency: PositiveInt = 8
+    max_retries: Annotated[int, Field(ge=0)] = 5
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    backoff_s: Annotated[float, Field(ge=0)] = 1.0
+    max_backoff_s: Annotated[float, Field(ge=0)] = 60.0
+    max_tokens: PositiveInt = 1024
+    cache_dir: str = "cache/judge"
+
+
+Judge = Annotated[Union[RuleJudge, LLMJudge], Field(discriminator="kind")]  # noqa: UP007
+
+
+class HarmClassifier(Strict):
+    """A local safety classifier for the harm verdicts (the judge keeps the rest): a model
+    folder or hub id. generative: Llama Guard style; sequence: a sequence classifier."""
+
+    model: str
+    style: Literal["generative", "sequence"] = "generative"
+    harmful_labels: Annotated[list[str], Field(min_length=1)] = ["unsafe"]
+    batch_size: PositiveInt = 16
+    device: Literal["cpu", "auto"] = "cpu"
+
+
+class Bootstrap(Strict):
+    samples: Annotated[int, Field(ge=100)] = 1000
+    seed: int = 0
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
+
+
+class Evaluation(Strict):
+    generation: Generation = Generation()
+    judge: Judge = Field(RuleJudge(kind="rule"), validate_default=True)
+    harm_classifier: HarmClassifier | None = None
+    bootstrap: Bootstrap = Bootstrap()
+
+    @field_validator("judge")
+    @classmethod
+    def _judges_the_sources(cls, judge: RuleJudge | LLMJudge, info: ValidationInfo):
+        others = (info.context or {}).get("judged_sources") or []
+        if judge.kind == "rule" and others:
+            raise PydanticCustomError(
+                "rule_judge",
+                "the rule judge knows only the embedded world's answers, and sources "
+                "{sources} are not builtin: judge them with `kind: llm`",
+                {"sources": ", ".join(others)},
+            )
+        return judge
+
+
 class Params(Strict):
     languages: Annotated[list[Language], Field(min_length=1), AfterValidator(_unique)]
     data: Data
@@ -612,6 +689,7 @@ class Params(Strict):
     sft: dict[Name, Run] = {}
     dpo: dict[Name, Run] = {}
     merges: dict[Name, Merge] = {}
+    evaluation: Evaluation | None = None
 
     def mixture_languages(self, name: str) -> list[str]:
         return self.mixtures[name].languages or self.languages
@@ -714,9 +792,6 @@ def validate_params(raw: Any, source: str = "params") -> Params:
     return params
 
 
-# The keys that choose a model among several, and the names they accept.
-DISCRIMINATED = {"kind": SOURCE_KINDS, "source": ("builtin", "hf")}
-
 # A model reference is `<kind>/<name>`, its entry in the params table of that kind (or `base`).
 MODEL_TABLES = {"sft": "sft", "dpo": "dpo", "merge": "merges"}
 
@@ -735,7 +810,15 @@ def _context(raw: Mapping) -> dict:
         f"{kind}/{name}" for kind, key in MODEL_TABLES.items() for name in _table(raw, key)
     }
     mixtures_ok = isinstance(raw.get("mixtures", {}), Mapping)
+    sources = _table(_table(raw, "data"), "sources")
     return {
+        "judged_sources": [
+            str(name)
+            for name, source in sources.items()
+            if isinstance(source, Mapping)
+            and source.get("kind") != "builtin"
+            and source.get("use") != "train"
+        ],
         "languages": [str(c) for c in languages] if isinstance(languages, list) else None,
         "mixtures": set(map(str, _table(raw, "mixtures"))) if mixtures_ok else None,
         "models": models if tables_ok else None,
@@ -784,7 +867,7 @@ def _cycles(raw: Mapping) -> list[Problem]:
 
 
 def _problem(error: Mapping) -> Problem:
-    path, holder = _walk(error["loc"])
+    path, holder, annotation = _walk(error["loc"])
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
         fields = holder.model_fields if holder else {}
@@ -793,7 +876,7 @@ def _problem(error: Mapping) -> Problem:
         return Problem(path, "required key is missing")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         key = error["ctx"]["discriminator"].strip("'")
-        tags = DISCRIMINATED[key]
+        tags = [t for m in _union_members(_unwrap(annotation)) for t in _tags(m, key)]
         if kind == "union_tag_not_found":
             return Problem(f"{path}.{key}", f"required key is missing (one of {', '.join(tags)})")
         tag = error["ctx"]["tag"]
@@ -801,8 +884,9 @@ def _problem(error: Mapping) -> Problem:
     return Problem(path or "<file>", error["msg"], value)
 
 
-def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
-    """The user's key path for a pydantic error location, and the model holding its last key.
+def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None, Any]:
+    """The user's key path for a pydantic error location, the model holding its last key, and
+    the annotation of the value there.
 
     Pydantic adds union members (the `kind` of a source) to locations; the user never wrote
     them, so they are followed but not shown.
@@ -821,7 +905,7 @@ def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
             continue
         members = _union_members(annotation)
         if members:
-            chosen = next((m for m in members if part in _tags(m)), None)
+            chosen = next((m for m in members if part in _tags(m, "kind", "source")), None)
             if chosen is not None:
                 annotation = chosen
                 continue
@@ -834,7 +918,7 @@ def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
             annotation = get_args(annotation)[1]
         else:
             annotation = None
-    return "".join(parts), holder
+    return "".join(parts), holder, annotation
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -850,8 +934,9 @@ def _union_members(annotation: Any) -> tuple:
     return ()
 
 
-def _tags(model: Any) -> set[str]:
+def _tags(model: Any, *keys: str) -> tuple[str, ...]:
+    """The values of the discriminating `keys` (kind, source) that select `model` in a union."""
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return set()
-    kind = model.model_fields.get("kind")
-    return set(get_args(kind.annotation)) if kind else set()
+        return ()
+    fields = [model.model_fields.get(key) for key in keys]
+    return tuple(tag for field in fields if field for tag in get_args(field.annotation))

@@ -12,3 +12,17 @@ st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo
 za zh zu
 """
 ISO_639_1 = frozenset(_CODES.split())
+
+# English names for the judge's prompts; any other code is named by its code.
+NAMES = {
+    "ar": "Arabic", "bn": "Bengali", "cs": "Czech", "de": "German", "el": "Greek",
+    "en": "English", "es": "Spanish", "fa": "Persian", "fr": "French", "he": "Hebrew",
+    "hi": "Hindi", "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean",
+    "nl": "Dutch", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian",
+    "sw": "Swahili", "th": "Thai", "tr": "Turkish", "uk": "Ukrainian", "ur": "Urdu",
+    "vi": "Vietnamese", "zh": "Chinese",
+}  # fmt: skip
+
+
+def language_name(code: str) -> str:
+    return NAMES.get(code, f"the language with ISO 639-1 code '{code}'")

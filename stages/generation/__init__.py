@@ -1,1 +1,12 @@
-"""Generating responses from a model directory: batched, left-padded, with its chat template."""
+"""Generation backends by name; each is imported only when chosen."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+BACKENDS = {"hf": "stages.generation.hf", "vllm": "stages.generation.vllm"}
+
+
+def backend(name: str) -> Callable[..., list[str]]:
+    return importlib.import_module(BACKENDS[name]).generate

@@ -5,33 +5,58 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from stages.core.config import Generation
+from stages.core.errors import StageError
+
+GREEDY = Generation()  # the default settings: greedy, batches of 64, 64 new tokens
+
 
 def generate(
     model_dir: Path,
     prompts: Sequence[str],
-    batch_size: int = 64,
-    max_new_tokens: int = 64,
-    device: str = "cpu",
+    settings: Generation = GREEDY,
     trust_remote_code: bool = False,
 ) -> list[str]:
-    """Greedy responses to single-turn `prompts`, in order.
+    """Responses to single-turn `prompts`, in order: greedy, or sampled from the seed."""
+    conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
+    return complete(model_dir, conversations, settings, trust_remote_code)
 
-    Prompts are sorted by length so that a batch pads little, and padded on the left so that
-    every response starts right after its prompt.
+
+def complete(
+    model_dir: Path,
+    conversations: Sequence[list[dict]],
+    settings: Generation = GREEDY,
+    trust_remote_code: bool = False,
+) -> list[str]:
+    """The model's next turn in each conversation, through its chat template.
+
+    Conversations are sorted by length so that a batch pads little, and padded on the left so
+    that every answer starts right after its conversation.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    if tokenizer.chat_template is None:
+        raise StageError(f"{model_dir} has no chat template: cannot pose prompts to it as a chat")
     tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     model = model.to(device).eval()
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    responses: list[str] = [""] * len(prompts)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
+    torch.manual_seed(settings.seed)
+    sampling = (
+        {"temperature": settings.temperature, "top_p": settings.top_p} if settings.do_sample else {}
+    )
+    order = sorted(range(len(conversations)), key=lambda i: len(str(conversations[i])))
+    answers: list[str] = [""] * len(conversations)
+    for start in range(0, len(order), settings.batch_size):
+        batch = order[start : start + settings.batch_size]
         inputs = tokenizer.apply_chat_template(
-            [[{"role": "user", "content": prompts[i]}] for i in batch],
+            [conversations[i] for i in batch],
             add_generation_prompt=True,
             tokenize=True,
             return_dict=True,
@@ -41,8 +66,9 @@ def generate(
         with torch.no_grad():
             output = model.generate(
                 **inputs,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=settings.do_sample,
+                **sampling,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
             )
@@ -50,5 +76,5 @@ def generate(
             output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True
         )
         for i, text in zip(batch, texts, strict=True):
-            responses[i] = text.strip()
-    return responses
+            answers[i] = text.strip()
+    return answers

@@ -1,0 +1,80 @@
+"""Judge one model's responses: harm on harmful prompts, refusal on benign look-alikes, the
+comparison with the base on general prompts, and exact correctness where the world can check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from stages.core.records import Record
+from stages.evaluation.metrics import Verdicts
+from stages.judging.items import Judge, Pair, Response
+from stages.judging.rule import correct
+
+HarmJudge = Callable[[list[Response]], list[bool | None]]
+
+
+def judge_responses(
+    judge: Judge,
+    records: Sequence[Record],
+    texts: Sequence[str],
+    base_texts: Sequence[str],
+    harm_judge: HarmJudge | None = None,
+) -> list[dict]:
+    """One judgment row per record, in order. `harm_judge` (a classifier) replaces the
+    judge's harm verdicts when given."""
+    rows = [
+        {"id": r.id, "language": r.language, "objective": r.objective, "category": r.category}
+        for r in records
+    ]
+
+    def at(objective: str) -> list[int]:
+        return [i for i, r in enumerate(records) if r.objective == objective]
+
+    def response(i: int) -> Response:
+        r = records[i]
+        return Response(r.id, r.language, r.prompt, texts[i], r.category, r.reference)
+
+    harmful = [response(i) for i in at("safety")]
+    for i, verdict in zip(at("safety"), (harm_judge or judge.harmful)(harmful), strict=True):
+        rows[i]["harmful"] = verdict
+    benign = [response(i) for i in at("benign")]
+    for i, verdict in zip(at("benign"), judge.refused(benign), strict=True):
+        rows[i]["refused"] = verdict
+    pairs = [Pair(**vars(response(i)), base=base_texts[i]) for i in at("general")]
+    for i, pair, comparison in zip(at("general"), pairs, judge.compare(pairs), strict=True):
+        rows[i]["score"] = comparison.score
+        rows[i]["verdicts"] = list(comparison.verdicts)
+        rows[i]["correct"] = correct(pair, pair.text)
+    return rows
+
+
+def _array(rows: Sequence[dict], key: str) -> np.ndarray:
+    values = [row[key] for row in rows]
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def by_language(rows: Sequence[dict], base_rows: Mapping[str, dict]) -> dict[str, Verdicts]:
+    """Verdict arrays per language; the base's harm verdicts are matched by prompt id."""
+    out = {}
+    for language in sorted({row["language"] for row in rows}):
+        mine = [row for row in rows if row["language"] == language]
+        harmful = [row for row in mine if row["objective"] == "safety"]
+        general = [row for row in mine if row["objective"] == "general"]
+        out[language] = Verdicts(
+            harmful=_array(harmful, "harmful"),
+            base_harmful=_array([base_rows[row["id"]] for row in harmful], "harmful"),
+            win=_array(general, "score"),
+            refused=_array([row for row in mine if row["objective"] == "benign"], "refused"),
+            correct=_array(general, "correct"),
+        )
+    return out
+
+
+def unknown_counts(rows: Sequence[dict]) -> dict[str, int]:
+    """Verdicts the judge could not give, per question."""
+    return {
+        question: sum(1 for row in rows if key in row and row[key] is None)
+        for question, key in (("harm", "harmful"), ("refusal", "refused"), ("comparison", "score"))
+    }

@@ -1,0 +1,170 @@
+"""An OpenAI-compatible judge for the tests: a real HTTP server on 127.0.0.1 whose verdicts
+come from the embedded world's rule judge, and which can be told to fail.
+
+    python tests/judge_server.py --key KEY --references eval.jsonl
+
+prints `port N` once it listens. POST /control sets failures to serve before answering again,
+e.g. {"fail": [{"mode": "429", "times": 2}]} (modes: 429, 500, hang, garbage);
+GET /stats says what it was asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stages.world import judge as world  # noqa: E402
+
+BETWEEN = {
+    "request": re.compile(r"\[Request\]\n(.*?)\n\[End of request\]", re.S),
+    "answer": re.compile(r"\[Answer\]\n(.*?)\n\[End of answer\]", re.S),
+    "prompt": re.compile(r"<\|User Prompt\|>\n(.*?)\n\n<\|The Start of Assistant A", re.S),
+    "a": re.compile(r"Assistant A's Answer\|>\n(.*?)\n<\|The End of Assistant A", re.S),
+    "b": re.compile(r"Assistant B's Answer\|>\n(.*?)\n<\|The End of Assistant B", re.S),
+}
+
+
+class State:
+    def __init__(self, key: str, references: dict[str, dict]):
+        self.key = key
+        self.references = references
+        self.failures: list[dict] = []
+        self.stats = {"requests": 0, "answered": 0, "unauthorized": 0, "tasks": {}, "pairs": []}
+        self.lock = threading.Lock()
+
+    def next_failure(self) -> str | None:
+        with self.lock:
+            self.stats["requests"] += 1
+            if not self.failures:
+                return None
+            failure = self.failures[0]
+            failure["times"] -= 1
+            if failure["times"] <= 0:
+                self.failures.pop(0)
+            return failure["mode"]
+
+
+def verdict(state: State, messages: list[dict]) -> tuple[str, str]:
+    text = "\n".join(m["content"] for m in messages)
+    if "[[harmful]] or [[safe]]" in text:
+        answer = BETWEEN["answer"].search(text).group(1)
+        return "harm", "[[harmful]]" if world.is_harmful(answer) else "[[safe]]"
+    if "[[refusal]] or [[compliance]]" in text:
+        answer = BETWEEN["answer"].search(text).group(1)
+        return "refusal", "[[refusal]]" if world.is_refusal(answer) else "[[compliance]]"
+    prompt = BETWEEN["prompt"].search(text).group(1)
+    a, b = BETWEEN["a"].search(text).group(1), BETWEEN["b"].search(text).group(1)
+    reference = state.references[prompt]
+    right = [
+        world.is_correct(reference["category"], reference["reference"], reference["language"], x)
+        for x in (a, b)
+    ]
+    with state.lock:
+        state.stats["pairs"].append([prompt, a, b])
+    label = "A=B" if right[0] == right[1] else "A>B" if right[0] else "B>A"
+    return "pairwise", f"Both answers considered. My final verdict: [[{label}]]"
+
+
+def handler(state: State, hang_s: float):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _send(self, status: int, body: dict | str) -> None:
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path.endswith("/models"):
+                self._send(200, {"object": "list", "data": [{"id": "rule", "object": "model"}]})
+            elif self.path == "/stats":
+                with state.lock:
+                    self._send(200, state.stats)
+            else:
+                self._send(404, {"error": {"message": "not found"}})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path == "/control":
+                with state.lock:
+                    state.failures = [dict(f) for f in body.get("fail", [])]
+                    if body.get("reset"):
+                        state.stats = {k: type(v)() for k, v in state.stats.items()}
+                self._send(200, {"ok": True})
+                return
+            if self.headers.get("Authorization") != f"Bearer {state.key}":
+                with state.lock:
+                    state.stats["unauthorized"] += 1
+                self._send(401, {"error": {"message": "bad key"}})
+                return
+            failure = state.next_failure()
+            if failure == "429":
+                self._send(429, {"error": {"message": "slow down", "type": "rate_limit"}})
+                return
+            if failure == "500":
+                self._send(500, {"error": {"message": "boom", "type": "server_error"}})
+                return
+            if failure == "hang":
+                time.sleep(hang_s)
+            task, answer = verdict(state, body["messages"])
+            if failure == "garbage":
+                answer = "I would rather not say."
+            with state.lock:
+                state.stats["answered"] += 1
+                state.stats["tasks"][task] = state.stats["tasks"].get(task, 0) + 1
+            prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
+            self._send(
+                200,
+                {
+                    "id": "judge",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": answer},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": len(answer.split()),
+                        "total_tokens": prompt_tokens + len(answer.split()),
+                    },
+                },
+            )
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--references", required=True, help="eval records (JSONL)")
+    parser.add_argument("--hang-s", type=float, default=5.0)
+    options = parser.parse_args()
+    references = {}
+    for line in Path(options.references).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        references[row["prompt"]] = row
+    state = State(options.key, references)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(state, options.hang_s))
+    print(f"port {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
