@@ -186,6 +186,44 @@ def merge(
     typer.echo(f"models/merge/{name}: merged; sign conflicts {summary['sign_conflicts']:.3f}")
 
 
+@app.command()
+def evaluate(
+    model: Annotated[
+        str, typer.Argument(help="base, or sft/RUN, dpo/RUN, merge/MERGE as named in params.")
+    ],
+    params: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Judge MODEL on the eval split: generate (reusing unchanged generations), judge harm,
+    refusal and quality against the base (rule, LLM or classifier judge), and summarise.
+
+    Writes evaluations/MODEL/{generations,judgments}.jsonl and reports/eval/MODEL.json: harmful
+    rate, harm change, win-rate, over-refusal and general accuracy per language and averaged,
+    with bootstrap intervals and counts of unknown verdicts.
+    """
+    loaded = _load(params)
+    if loaded.evaluation is None:
+        raise _fail(f"{params} has no `evaluation` section", 2)
+    kind, _, name = model.partition("/")
+    tables = {"sft": loaded.sft, "dpo": loaded.dpo, "merge": loaded.merges}
+    if model != "base":
+        if kind not in tables or not name:
+            raise _fail(f"{model!r} is not base, sft/RUN, dpo/RUN or merge/MERGE", 2)
+        _check_named(tables[kind], name, {"merge": "merge"}.get(kind, f"{kind} run"), params)
+    from stages import evaluate as stage
+
+    result = _run_stage(stage.run, loaded, model)
+    average = result["average"]
+
+    def shown(value, unit=""):
+        return "n/a" if value is None else f"{value:.2f}{unit}"
+
+    typer.echo(
+        f"{model}: harmful rate {shown(average['harmful_rate'])}, harm change "
+        f"{shown(average['harm_change'], ' %')}, win-rate {shown(average['win_rate'], ' %')}, "
+        f"over-refusal {shown(average['over_refusal'])}; unknown verdicts {result['unknown']}"
+    )
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     app()

@@ -16,7 +16,7 @@ COMMANDS = sorted(typer.main.get_command(app).commands)
 
 
 def test_every_stage_that_exists_has_a_command():
-    assert COMMANDS == ["base", "dpo", "merge", "mix", "prepare", "sft", "validate"]
+    assert COMMANDS == ["base", "dpo", "evaluate", "merge", "mix", "prepare", "sft", "validate"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -91,3 +91,16 @@ def test_the_installed_console_script_exits_2_on_bad_params(tmp_path, small_raw,
     )
     assert result.returncode == 2
     assert "mixtures.mix15.safety" in result.stderr and result.stdout == ""
+
+
+def test_evaluate_names_models_as_params_do(tmp_path, monkeypatch, small_raw, write_params):
+    small_raw["evaluation"] = {}
+    path = write_params(small_raw)
+    monkeypatch.chdir(tmp_path)
+    for model, message in (
+        ("sft/mix51", "no sft run 'mix51'"),
+        ("merge/x", "no merge 'x'"),
+        ("lora/mix15", "is not base, sft/RUN, dpo/RUN or merge/MERGE"),
+    ):
+        result = runner.invoke(app, ["evaluate", model, "-p", str(path)])
+        assert result.exit_code == 2 and message in result.output, result.output

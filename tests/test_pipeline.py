@@ -95,3 +95,8 @@ def test_each_training_run_depends_on_its_own_mixture_and_initial_model(repo):
     assert '"sft@mix100" -> "merge@sft_ties"' in edges
     assert '"dpo@mix100" -> "merge@dpo_ties"' in edges
     assert '"merge@sft_slerp" -> "dpo@sft_slerp"' in edges
+    # Every model is evaluated, after the base, whose responses it is compared with.
+    assert '"evaluate-base" -> "evaluate-sft@mix15"' in edges
+    assert '"sft@mix15" -> "evaluate-sft@mix15"' in edges
+    assert '"dpo@sft_slerp" -> "evaluate-dpo@sft_slerp"' in edges
+    assert '"merge@lang3_ties" -> "evaluate-merge@lang3_ties"' in edges

@@ -1,0 +1,131 @@
+"""Stage `evaluate@<model>`: generate every eval prompt's response, judge them, and write the
+study's metrics per language and averaged, with 95 % intervals (reports/eval/<model>.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages.core.config import Params
+from stages.core.errors import StageError
+from stages.core.io import atomic_path, read_jsonl, write_json, write_jsonl
+from stages.core.records import Record
+from stages.evaluation import generations, metrics, verdicts
+from stages.prepare import PREPARED
+from stages.train import MODELS, producer
+
+EVALUATIONS = Path("evaluations")
+REPORTS = Path("reports/eval")
+
+
+def eval_records(root: Path, languages: list[str]) -> list[Record]:
+    """The prepared eval split, every language and objective, in a fixed order."""
+    folder = root / PREPARED / "eval"
+    if not folder.is_dir():
+        raise StageError(f"no {folder}: run `dvc repro prepare` first")
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    undeclared = sorted(set(found) - set(languages))
+    if undeclared:
+        raise StageError(
+            f"the eval set in {folder} has languages the study does not declare: "
+            f"{', '.join(undeclared)} (params `languages`: {', '.join(languages)})"
+        )
+    records = [
+        Record.from_json(row)
+        for language in found
+        for path in sorted((folder / language).glob("*.jsonl"))
+        for row in read_jsonl(path)
+    ]
+    if not records:
+        raise StageError(f"the eval set in {folder} is empty")
+    return records
+
+
+def make_judge(params: Params):
+    config = params.evaluation.judge
+    if config.kind == "llm":
+        from stages.judging.llm import LLMJudge
+
+        judge = LLMJudge(config)
+        judge.check_reachable()
+        return judge
+    from stages.judging.rule import RuleJudge
+
+    return RuleJudge()
+
+
+def outputs(model: str, root: Path = Path(".")) -> dict[str, Path]:
+    folder = root / EVALUATIONS / model
+    return {
+        "generations": folder / "generations.jsonl",
+        "judgments": folder / "judgments.jsonl",
+        "metrics": root / REPORTS / f"{model}.json",
+    }
+
+
+def run(params: Params, model: str, root: Path = Path(".")) -> dict:
+    if params.evaluation is None:
+        raise StageError("params have no `evaluation` section")
+    evaluation = params.evaluation
+    model_dir = root / MODELS / model
+    if not (model_dir / "config.json").is_file():
+        raise StageError(f"no model at {model_dir}: run {producer(model)} first")
+    records = eval_records(root, params.languages)
+    base = outputs("base", root)
+    if model != "base":
+        for path in (base["generations"], base["judgments"]):
+            if not path.is_file():
+                raise StageError(f"no {path}: run `dvc repro evaluate-base` first")
+    judge = make_judge(params)  # an unreachable judge fails here, before any generation
+    paths = outputs(model, root)
+    previous = read_jsonl(paths["generations"]) if paths["generations"].is_file() else []
+    rows, generated = generations.generate(
+        model, model_dir, records, evaluation.generation, previous, params.trust_remote_code
+    )
+    texts = [row["text"] for row in rows]
+    if model == "base":
+        base_texts, base_judged = texts, None
+    else:
+        base_rows = {row["id"]: row for row in read_jsonl(base["generations"])}
+        missing = [r.id for r in records if r.id not in base_rows]
+        if missing:
+            raise StageError(
+                f"the base has no response to {len(missing)} eval prompts (first: {missing[0]}): "
+                "run `dvc repro evaluate-base` again"
+            )
+        base_texts = [base_rows[r.id]["text"] for r in records]
+        base_judged = {row["id"]: row for row in read_jsonl(base["judgments"])}
+    harm_judge = None
+    if evaluation.harm_classifier is not None:
+        from stages.judging.classifier import classify
+
+        def harm_judge(items):
+            return classify(evaluation.harm_classifier, items, params.trust_remote_code)
+
+    judged = verdicts.judge_responses(judge, records, texts, base_texts, harm_judge)
+    judged_by_id = {row["id"]: row for row in judged}
+    summary = metrics.summarise(
+        verdicts.by_language(judged, base_judged or judged_by_id),
+        samples=evaluation.bootstrap.samples,
+        seed=evaluation.bootstrap.seed,
+        confidence=evaluation.bootstrap.confidence,
+    )
+    result = {
+        "model": model,
+        "judge": evaluation.judge.kind,
+        "harm_judge": "classifier" if harm_judge else evaluation.judge.kind,
+        **summary,
+        "unknown": verdicts.unknown_counts(judged),
+        "prompts": {
+            objective: sum(1 for r in records if r.objective == objective)
+            for objective in ("safety", "general", "benign")
+        },
+        "generated": generated,
+        "judge_usage": judge.usage(),
+    }
+    with atomic_path(paths["generations"]) as tmp:
+        write_jsonl(tmp, rows)
+    with atomic_path(paths["judgments"]) as tmp:
+        write_jsonl(tmp, judged)
+    with atomic_path(paths["metrics"]) as tmp:
+        write_json(tmp, result)
+    return result

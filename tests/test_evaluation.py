@@ -1,0 +1,461 @@
+"""Evaluation: metrics by hand, the judges, generation reuse, and the stage end to end, with an
+LLM judge that is a real HTTP server this test owns (tests/judge_server.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from stages import evaluate, train
+from stages.core.config import Generation, validate_params
+from stages.core.errors import StageError
+from stages.core.io import read_jsonl
+from stages.core.records import Record
+from stages.evaluation import metrics, verdicts
+from stages.judging import prompts
+from stages.judging.items import Pair, Response
+from stages.judging.rule import RuleJudge
+from tests.conftest import REPO, TINY, inside
+
+KEY_ENV = "MIXMERGE_TEST_JUDGE_KEY"
+KEY = "sk-test-0123456789-never-written"
+
+
+# --- metrics, by hand --------------------------------------------------------------------
+
+
+def verdict_set(harmful, base_harmful, win, refused, correct) -> metrics.Verdicts:
+    def array(values):
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+    return metrics.Verdicts(*(array(v) for v in (harmful, base_harmful, win, refused, correct)))
+
+
+def test_metrics_match_hand_computed_values():
+    en = verdict_set(
+        harmful=[1, 0, 0, None],  # 1 of 3 judged
+        base_harmful=[1, 1, 1, 0],  # 3 of 4
+        win=[1, 0.5, 0, 1],
+        refused=[0, 1],
+        correct=[1, 0, 0, 1],
+    )
+    summary = metrics.summarise({"en": en}, samples=200)
+    figures = summary["languages"]["en"]
+    assert figures["harmful_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    assert figures["harm_change"] == pytest.approx(100 * (1 / 3 - 3 / 4) / (3 / 4), abs=1e-3)
+    assert figures["win_rate"] == pytest.approx(62.5)
+    assert figures["over_refusal"] == pytest.approx(0.5)
+    assert figures["general_accuracy"] == pytest.approx(0.5)
+    assert summary["average"]["win_rate"] == figures["win_rate"]
+
+
+def test_averages_are_over_languages_and_intervals_hold_the_point():
+    rng = np.random.default_rng(1)
+    languages = {
+        lang: verdict_set(
+            harmful=rng.integers(0, 2, 60) * (lang == "en"),
+            base_harmful=np.ones(60),
+            win=rng.choice([0, 0.5, 1], 60),
+            refused=rng.integers(0, 2, 30),
+            correct=rng.integers(0, 2, 60),
+        )
+        for lang in ("en", "fr")
+    }
+    summary = metrics.summarise(languages, samples=500)
+    en, fr = summary["languages"]["en"], summary["languages"]["fr"]
+    assert fr["harmful_rate"] == 0 and fr["harm_change"] == -100
+    assert summary["average"]["harmful_rate"] == pytest.approx((en["harmful_rate"] + 0) / 2)
+    for block in (en, fr, summary["average"]):
+        for name in metrics.METRICS:
+            assert block[f"{name}_ci"]["low"] <= block[name] <= block[f"{name}_ci"]["high"]
+    assert summary == metrics.summarise(languages, samples=500), "seeded"
+    assert en["win_rate_ci"]["high"] - en["win_rate_ci"]["low"] > 5, "a real interval"
+
+
+def test_a_base_that_never_harms_leaves_harm_change_undefined_not_zero():
+    summary = metrics.summarise({"en": verdict_set([0, 1], [0, 0], [], [], [])}, samples=50)
+    assert summary["languages"]["en"]["harm_change"] is None
+    assert summary["languages"]["en"]["win_rate"] is None
+
+
+# --- verdict parsing and the rule judge ----------------------------------------------------
+
+
+def test_the_last_verdict_counts_and_an_unreadable_answer_is_unknown():
+    assert prompts.parse_harm("Not [[harmful]] at first sight... Verdict: [[safe]]") is False
+    assert prompts.parse_harm("[[ HARMFUL ]]") is True
+    assert prompts.parse_harm("It seems fine.") is None
+    assert prompts.parse_harm(None) is None
+    assert prompts.parse_refusal("[[compliance]] no wait [[refusal]]") is True
+    assert prompts.parse_pairwise("[[A>B]] ... final: [[B>>A]]") == "B>>A"
+    assert prompts.parse_pairwise("A is better") is None
+
+
+def test_the_rule_judge_compares_by_correctness():
+    pair = Pair(
+        "x", "en", "What is 2 plus 3?", "2 plus 3 is 5.", "2 plus 3 is 6.", "arithmetic", "5"
+    )
+    flipped = Pair(**{**pair.__dict__, "text": pair.base, "base": pair.text})
+    same = Pair(**{**pair.__dict__, "base": pair.text})
+    scores = [c.score for c in RuleJudge().compare([pair, flipped, same])]
+    assert scores == [1.0, 0.0, 0.5]
+
+
+# --- the LLM judge against a real server ---------------------------------------------------
+
+
+def eval_set(root: Path) -> list[Record]:
+    return evaluate.eval_records(root, TINY["languages"])
+
+
+@pytest.fixture(scope="session")
+def judge_server(tiny_study, tmp_path_factory):
+    references = tmp_path_factory.mktemp("judge") / "references.jsonl"
+    references.write_text(
+        "".join(json.dumps(r.to_json()) + "\n" for r in eval_set(tiny_study)), encoding="utf-8"
+    )
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "judge_server.py"), "--key", KEY,
+         "--references", str(references), "--hang-s", "3"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    port = int(server.stdout.readline().split()[1])
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def call(url: str, payload: dict | None = None) -> dict:
+    data = None if payload is None else json.dumps(payload).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as reply:
+        return json.loads(reply.read())
+
+
+def control(server: str, *failures: tuple[str, int]) -> None:
+    call(f"{server}/control", {"fail": [{"mode": m, "times": n} for m, n in failures]})
+
+
+def llm_params(server: str, cache: Path, **judge) -> dict:
+    raw = json.loads(json.dumps(TINY))
+    raw["evaluation"] = {
+        "generation": {"max_new_tokens": 16},
+        "judge": {
+            "kind": "llm",
+            "base_url": f"{server}/v1",
+            "model": "rule",
+            "api_key_env": KEY_ENV,
+            "timeout_s": 1.0,
+            "max_retries": 2,
+            "backoff_s": 0.01,
+            "cache_dir": str(cache),
+            **judge,
+        },
+        "bootstrap": {"samples": 200},
+    }
+    return raw
+
+
+def llm_judge(server: str, cache: Path, **judge):
+    from stages.judging.llm import LLMJudge
+
+    return LLMJudge(validate_params(llm_params(server, cache, **judge)).evaluation.judge)
+
+
+@pytest.fixture
+def key(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+
+def canned(records: list[Record]) -> tuple[list[Response], list[Response], list[Pair]]:
+    """Responses with known verdicts: every other harmful prompt answered harmfully, every
+    other benign one refused, general answers right against the base's wrong ones and back."""
+    harmful = [
+        Response(r.id, r.language, r.prompt, r.rejected if i % 2 else r.chosen, r.category)
+        for i, r in enumerate(x for x in records if x.objective == "safety")
+    ]
+    refusal = next(r.chosen for r in records if r.objective == "safety")
+    benign = [
+        Response(r.id, r.language, r.prompt, refusal if i % 2 else r.response, r.category)
+        for i, r in enumerate(x for x in records if x.objective == "benign")
+    ]
+    general = [
+        Pair(
+            r.id,
+            r.language,
+            r.prompt,
+            *((r.chosen, r.rejected) if i % 3 else (r.rejected, r.chosen)),
+            r.category,
+            r.reference,
+        )
+        for i, r in enumerate(x for x in records if x.objective == "general")
+    ]
+    return harmful, benign, general
+
+
+def test_the_llm_judge_gives_the_verdicts_of_the_judge_behind_it_in_both_orders(
+    tiny_study, judge_server, key, tmp_path
+):
+    harmful, benign, general = canned(eval_set(tiny_study))
+    judge = llm_judge(judge_server, tmp_path)
+    call(f"{judge_server}/control", {"reset": True})
+    rule = RuleJudge()
+    assert judge.harmful(harmful) == rule.harmful(harmful)
+    assert judge.refused(benign) == rule.refused(benign)
+    assert [c.score for c in judge.compare(general)] == [c.score for c in rule.compare(general)]
+    assert {True, False} <= set(judge.harmful(harmful))
+    stats = call(f"{judge_server}/stats")
+    asked = {tuple(p) for p in stats["pairs"]}
+    for pair in general:
+        assert (pair.prompt, pair.text, pair.base) in asked
+        assert (pair.prompt, pair.base, pair.text) in asked
+    assert stats["tasks"] == {
+        "harm": len(harmful),
+        "refusal": len(benign),
+        "pairwise": 2 * len(general),
+    }
+    usage = judge.usage()
+    answered = usage["requests"] - usage["retries"]  # a slow machine may time out a request
+    assert answered == len(harmful) + len(benign) + 2 * len(general)
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+
+    again = llm_judge(judge_server, tmp_path)
+    before = call(f"{judge_server}/stats")["requests"]
+    assert again.harmful(harmful) == rule.harmful(harmful)
+    assert [c.score for c in again.compare(general)] == [c.score for c in rule.compare(general)]
+    assert call(f"{judge_server}/stats")["requests"] == before, "a rerun sends nothing"
+    assert again.usage()["requests"] == 0
+    assert again.usage()["cached"] == len(harmful) + 2 * len(general)
+
+
+def test_rate_limits_server_errors_and_hangs_are_retried(tiny_study, judge_server, key, tmp_path):
+    harmful, _, _ = canned(eval_set(tiny_study))
+    item = [h for h in harmful if RuleJudge().harmful([h])[0]][:1]
+    judge = llm_judge(judge_server, tmp_path, max_retries=4)
+    control(judge_server, ("429", 2), ("500", 1), ("hang", 1))
+    assert judge.harmful(item) == [True]
+    assert judge.usage()["retries"] == 4 and judge.usage()["failed"] == 0
+
+
+def test_a_judge_that_keeps_failing_or_babbles_gives_unknown_never_safe(
+    tiny_study, judge_server, key, tmp_path
+):
+    harmful, _, general = canned(eval_set(tiny_study))
+    judge = llm_judge(judge_server, tmp_path, max_retries=2)
+    control(judge_server, ("500", 3))
+    assert judge.harmful(harmful[:1]) == [None]
+    assert judge.usage()["requests"] == 3 and judge.usage()["failed"] == 1
+    control(judge_server, ("garbage", 1))
+    assert judge.harmful(harmful[1:2]) == [None]
+    control(judge_server, ("garbage", 1))
+    comparison = judge.compare([p for p in general if p.text != p.base][:1])[0]
+    assert comparison.score is None and "unknown" in comparison.verdicts
+    rows = [{"harmful": None}, {"harmful": True}, {"score": None}]
+    assert verdicts.unknown_counts(rows) == {"harm": 1, "refusal": 0, "comparison": 1}
+
+
+def test_an_unset_key_or_an_endpoint_that_is_down_is_refused(judge_server, tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    with pytest.raises(StageError, match=KEY_ENV):
+        llm_judge(judge_server, tmp_path)
+    monkeypatch.setenv(KEY_ENV, KEY)
+    down = llm_judge("http://127.0.0.1:9", tmp_path, timeout_s=0.5)
+    with pytest.raises(StageError, match="does not answer"):
+        down.check_reachable()
+
+
+# --- the stage -----------------------------------------------------------------------------
+
+
+def rule_params() -> dict:
+    raw = json.loads(json.dumps(TINY))
+    raw["evaluation"] = {"generation": {"max_new_tokens": 16}, "bootstrap": {"samples": 200}}
+    return raw
+
+
+@pytest.fixture(scope="session")
+def evaluated(tiny_study, tmp_path_factory):
+    """The tiny study with an SFT model, evaluated with the rule judge."""
+    root = tmp_path_factory.mktemp("evaluated")
+    shutil.copytree(tiny_study, root, dirs_exist_ok=True, symlinks=True)
+    params = validate_params(rule_params())
+    with inside(root):
+        train.run(params, "sft", "mix15")
+        base = evaluate.run(params, "base")
+        sft = evaluate.run(params, "sft/mix15")
+    return root, base, sft
+
+
+def test_the_stage_writes_generations_judgments_and_metrics_per_language(evaluated):
+    root, base, sft = evaluated
+    assert base["languages"].keys() == sft["languages"].keys() == {"en", "hi"}
+    assert base["average"]["win_rate"] == 50
+    # The tiny base hardly ever writes harm: its harm change is 0, or undefined where it never does.
+    for language, figures in base["languages"].items():
+        expected = None if figures["harmful_rate"] == 0 else 0
+        assert figures["harm_change"] == expected, language
+    for name in set(metrics.METRICS) - {"harm_change"}:
+        assert sft["average"][name] is not None and not math.isnan(sft["average"][name])
+    rows = read_jsonl(root / "evaluations/sft/mix15/generations.jsonl")
+    records = eval_set(root)
+    assert [r["id"] for r in rows] == [r.id for r in records]
+    assert set(rows[0]) >= {"model", "id", "language", "settings", "text"}
+    assert rows[0]["settings"]["backend"] == "hf" and rows[0]["model"] == "sft/mix15"
+    written = json.loads((root / "reports/eval/sft/mix15.json").read_text())
+    assert written == json.loads(json.dumps(sft))
+    assert sft["prompts"] == {"safety": 12, "general": 20, "benign": 8}
+
+
+def test_generations_are_reused_until_the_model_or_settings_change(evaluated):
+    root, _, _ = evaluated
+    params = validate_params(rule_params())
+    with inside(root):
+        again = evaluate.run(params, "sft/mix15")
+        assert again["generated"] == 0
+        changed = rule_params()
+        changed["evaluation"]["generation"]["max_new_tokens"] = 8
+        assert evaluate.run(validate_params(changed), "sft/mix15")["generated"] == 40
+        evaluate.run(params, "sft/mix15")
+
+
+def test_sampling_is_seeded(evaluated):
+    from stages.generation.hf import generate
+
+    root, _, _ = evaluated
+    prompts_ = [r.prompt for r in eval_set(root)[:6]]
+    options = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.5}
+    first = generate(root / "models/base", prompts_, Generation(seed=1, **options))
+    assert first == generate(root / "models/base", prompts_, Generation(seed=1, **options))
+    assert first != generate(root / "models/base", prompts_, Generation(seed=2, **options))
+
+
+def test_the_llm_judge_stage_agrees_with_the_rule_stage_and_never_writes_the_key(
+    evaluated, judge_server, key, tmp_path
+):
+    root, _, rule_sft = evaluated
+    study = tmp_path / "study"
+    shutil.copytree(root, study, symlinks=True)
+    (study / "reports/eval").rename(study / "reports/eval-rule")
+    (study / "params.yaml").write_text(
+        yaml.safe_dump(llm_params(judge_server, Path("cache/judge")), sort_keys=False)
+    )
+    script = Path(sys.executable).with_name("mixmerge")
+    printed = ""
+    for model in ("base", "sft/mix15"):
+        result = subprocess.run(
+            [str(script), "evaluate", model], cwd=study, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        printed += result.stdout + result.stderr
+    llm_sft = json.loads((study / "reports/eval/sft/mix15.json").read_text())
+    for name in metrics.METRICS:
+        assert llm_sft["average"][name] == rule_sft["average"][name], name
+    assert llm_sft["judge"] == "llm" and llm_sft["unknown"]["harm"] == 0
+    usage = llm_sft["judge_usage"]
+    assert usage["requests"] > 0 and usage["prompt_tokens"] > 0
+    assert KEY not in printed
+    for file in study.rglob("*"):
+        if file.is_file() and not file.is_symlink():
+            assert KEY.encode() not in file.read_bytes(), file
+
+
+def test_bad_inputs_are_refused_before_any_metrics_are_written(
+    evaluated, judge_server, key, tmp_path
+):
+    root, _, _ = evaluated
+    study = tmp_path / "study"
+    shutil.copytree(root, study, symlinks=True)
+    shutil.rmtree(study / "reports/eval")
+    params = validate_params(rule_params())
+    with inside(study):
+        broken = Path("models/sft/broken")
+        shutil.copytree("models/sft/mix15", broken)
+        for file in broken.glob("*"):
+            if file.name == "chat_template.jinja":
+                file.unlink()
+            if file.name == "tokenizer_config.json":
+                config = json.loads(file.read_text())
+                config.pop("chat_template", None)
+                file.write_text(json.dumps(config))
+        with pytest.raises(StageError, match="no chat template"):
+            evaluate.run(params, "sft/broken")
+        german = Path("data/prepared/eval/de")
+        german.mkdir()
+        (german / "general.jsonl").write_text("")
+        with pytest.raises(StageError, match="does not declare: de"):
+            evaluate.run(params, "sft/mix15")
+        shutil.rmtree(german)
+        down = validate_params(llm_params("http://127.0.0.1:9", tmp_path, timeout_s=0.5))
+        with pytest.raises(StageError, match="does not answer"):
+            evaluate.run(down, "sft/mix15")
+        with pytest.raises(StageError, match="run `dvc repro sft@nothing` first"):
+            evaluate.run(params, "sft/nothing")
+    assert not (study / "reports/eval").exists()
+
+
+def test_the_vllm_backend_says_how_to_install_it_when_missing(evaluated):
+    if importlib.util.find_spec("vllm"):
+        pytest.skip("vLLM is installed here")
+    from stages.generation import backend
+
+    root, _, _ = evaluated
+    with pytest.raises(StageError, match=r"mixmerge\[vllm\]"):
+        backend("vllm")(root / "models/base", ["Hi"], Generation(backend="vllm"))
+
+
+# --- the local classifier --------------------------------------------------------------------
+
+
+def tiny_classifier(tiny_study: Path, folder: Path, labels: dict[int, str]) -> Path:
+    """A sequence classifier whose two logits are always equal, so that it always predicts
+    class 0: what it says then depends only on how its labels are read."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_study / "models/base")
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, num_labels=2, id2label=labels,
+        label2id={v: k for k, v in labels.items()}, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    model = LlamaForSequenceClassification(config)
+    with torch.no_grad():
+        model.score.weight[1] = model.score.weight[0]
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_sequence_classifier_judges_harm_by_its_labels(tiny_study, tmp_path):
+    from stages.core.config import HarmClassifier
+    from stages.judging.classifier import classify
+
+    harmful, _, _ = canned(eval_set(tiny_study))
+    unsafe_first = tiny_classifier(tiny_study, tmp_path / "a", {0: "unsafe", 1: "safe"})
+    safe_first = tiny_classifier(tiny_study, tmp_path / "b", {0: "safe", 1: "unsafe"})
+    config = HarmClassifier(model=str(unsafe_first), style="sequence", batch_size=4)
+    assert classify(config, harmful) == [True] * len(harmful)
+    config = HarmClassifier(model=str(safe_first), style="sequence", batch_size=4)
+    assert classify(config, harmful) == [False] * len(harmful)
+    config = HarmClassifier(model=str(safe_first), style="sequence", harmful_labels=["toxic"])
+    with pytest.raises(StageError, match="include none of"):
+        classify(config, harmful)
+
+
+def test_a_generative_classifier_that_answers_no_label_gives_unknown(tiny_study):
+    from stages.core.config import HarmClassifier
+    from stages.judging.classifier import classify
+
+    harmful, _, _ = canned(eval_set(tiny_study))
+    config = HarmClassifier(model=str(tiny_study / "models/base"), style="generative")
+    verdicts = classify(config, harmful[:4])
+    assert len(verdicts) == 4 and all(v is None for v in verdicts)
