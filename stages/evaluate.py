@@ -81,6 +81,9 @@ def run(params: Params, model: str, root: Path = Path(".")) -> dict:
     rows, generated = generations.generate(
         model, model_dir, records, evaluation.generation, previous, params.trust_remote_code
     )
+    # Kept now: a failure while judging must not cost the generations.
+    with atomic_path(paths["generations"]) as tmp:
+        write_jsonl(tmp, rows)
     texts = [row["text"] for row in rows]
     if model == "base":
         base_texts, base_judged = texts, None
@@ -102,6 +105,13 @@ def run(params: Params, model: str, root: Path = Path(".")) -> dict:
             return classify(evaluation.harm_classifier, items, params.trust_remote_code)
 
     judged = verdicts.judge_responses(judge, records, texts, base_texts, harm_judge)
+    unknown = verdicts.unknown_counts(judged)
+    if sum(unknown.values()) > evaluation.max_unknown_share * len(judged):
+        raise StageError(
+            f"the judge gave no verdict on {sum(unknown.values())} of {len(judged)} responses "
+            f"({unknown}; usage {judge.usage()}), more than `evaluation.max_unknown_share`: "
+            "no metrics written. Verdicts given so far are cached; run the stage again."
+        )
     judged_by_id = {row["id"]: row for row in judged}
     summary = metrics.summarise(
         verdicts.by_language(judged, base_judged or judged_by_id),
@@ -114,7 +124,7 @@ def run(params: Params, model: str, root: Path = Path(".")) -> dict:
         "judge": evaluation.judge.kind,
         "harm_judge": "classifier" if harm_judge else evaluation.judge.kind,
         **summary,
-        "unknown": verdicts.unknown_counts(judged),
+        "unknown": unknown,
         "prompts": {
             objective: sum(1 for r in records if r.objective == objective)
             for objective in ("safety", "general", "benign")
@@ -122,8 +132,6 @@ def run(params: Params, model: str, root: Path = Path(".")) -> dict:
         "generated": generated,
         "judge_usage": judge.usage(),
     }
-    with atomic_path(paths["generations"]) as tmp:
-        write_jsonl(tmp, rows)
     with atomic_path(paths["judgments"]) as tmp:
         write_jsonl(tmp, judged)
     with atomic_path(paths["metrics"]) as tmp:

@@ -88,6 +88,9 @@ def handler(state: State, hang_s: float):
 
         def do_GET(self):
             if self.path.endswith("/models"):
+                if self.headers.get("Authorization") != f"Bearer {state.key}":
+                    self._send(401, {"error": {"message": "bad key"}})
+                    return
                 self._send(200, {"object": "list", "data": [{"id": "rule", "object": "model"}]})
             elif self.path == "/stats":
                 with state.lock:

@@ -82,6 +82,22 @@ def test_averages_are_over_languages_and_intervals_hold_the_point():
     assert en["win_rate_ci"]["high"] - en["win_rate_ci"]["low"] > 5, "a real interval"
 
 
+def test_differences_from_a_baseline_are_paired_and_say_when_they_are_clear():
+    rng = np.random.default_rng(3)
+    safe = verdict_set(
+        harmful=np.zeros(80), base_harmful=np.ones(80), win=rng.choice([0.5, 1], 80),
+        refused=np.zeros(20), correct=rng.integers(0, 2, 80),
+    )  # fmt: skip
+    harmful = metrics.Verdicts(**{**vars(safe), "harmful": rng.integers(0, 2, 80).astype(float)})
+    same = metrics.difference({"en": safe}, {"en": safe}, samples=300)
+    assert all(d["difference"] == 0 and not d["clear"] for d in same.values())
+    better = metrics.difference({"en": safe}, {"en": harmful}, samples=300)
+    expected = -100 * harmful.harmful.mean()
+    assert better["harm_change"]["difference"] == pytest.approx(expected, abs=1e-3)
+    assert better["harm_change"]["clear"] and better["harm_change"]["high"] < 0
+    assert better["win_rate"]["difference"] == 0
+
+
 def test_a_base_that_never_harms_leaves_harm_change_undefined_not_zero():
     summary = metrics.summarise({"en": verdict_set([0, 1], [0, 0], [], [], [])}, samples=50)
     assert summary["languages"]["en"]["harm_change"] is None
@@ -154,7 +170,7 @@ def llm_params(server: str, cache: Path, **judge) -> dict:
             "base_url": f"{server}/v1",
             "model": "rule",
             "api_key_env": KEY_ENV,
-            "timeout_s": 1.0,
+            "timeout_s": 5.0,
             "max_retries": 2,
             "backoff_s": 0.01,
             "cache_dir": str(cache),
@@ -240,7 +256,7 @@ def test_the_llm_judge_gives_the_verdicts_of_the_judge_behind_it_in_both_orders(
 def test_rate_limits_server_errors_and_hangs_are_retried(tiny_study, judge_server, key, tmp_path):
     harmful, _, _ = canned(eval_set(tiny_study))
     item = [h for h in harmful if RuleJudge().harmful([h])[0]][:1]
-    judge = llm_judge(judge_server, tmp_path, max_retries=4)
+    judge = llm_judge(judge_server, tmp_path, max_retries=4, timeout_s=1.0)
     control(judge_server, ("429", 2), ("500", 1), ("hang", 1))
     assert judge.harmful(item) == [True]
     assert judge.usage()["retries"] == 4 and judge.usage()["failed"] == 0
@@ -256,6 +272,9 @@ def test_a_judge_that_keeps_failing_or_babbles_gives_unknown_never_safe(
     assert judge.usage()["requests"] == 3 and judge.usage()["failed"] == 1
     control(judge_server, ("garbage", 1))
     assert judge.harmful(harmful[1:2]) == [None]
+    asked = judge.usage()["requests"]
+    assert judge.harmful(harmful[1:2]) != [None], "an unreadable answer is not cached"
+    assert judge.usage()["requests"] == asked + 1
     control(judge_server, ("garbage", 1))
     comparison = judge.compare([p for p in general if p.text != p.base][:1])[0]
     assert comparison.score is None and "unknown" in comparison.verdicts
@@ -263,10 +282,16 @@ def test_a_judge_that_keeps_failing_or_babbles_gives_unknown_never_safe(
     assert verdicts.unknown_counts(rows) == {"harm": 1, "refusal": 0, "comparison": 1}
 
 
-def test_an_unset_key_or_an_endpoint_that_is_down_is_refused(judge_server, tmp_path, monkeypatch):
+def test_an_unset_or_wrong_key_or_an_endpoint_that_is_down_is_refused(
+    judge_server, tmp_path, monkeypatch
+):
     monkeypatch.delenv(KEY_ENV, raising=False)
     with pytest.raises(StageError, match=KEY_ENV):
         llm_judge(judge_server, tmp_path)
+    monkeypatch.setenv(KEY_ENV, "sk-wrong")
+    with pytest.raises(StageError, match="refused: HTTP 401") as refused:
+        llm_judge(judge_server, tmp_path).check_reachable()
+    assert "sk-wrong" not in str(refused.value)
     monkeypatch.setenv(KEY_ENV, KEY)
     down = llm_judge("http://127.0.0.1:9", tmp_path, timeout_s=0.5)
     with pytest.raises(StageError, match="does not answer"):
@@ -399,6 +424,15 @@ def test_bad_inputs_are_refused_before_any_metrics_are_written(
             evaluate.run(down, "sft/mix15")
         with pytest.raises(StageError, match="run `dvc repro sft@nothing` first"):
             evaluate.run(params, "sft/nothing")
+        failing = validate_params(llm_params(judge_server, tmp_path / "cache", max_retries=0))
+        Path("evaluations/base/generations.jsonl").unlink()
+        control(judge_server, ("500", 10_000))
+        try:
+            with pytest.raises(StageError, match="no metrics written"):
+                evaluate.run(failing, "base")
+        finally:
+            control(judge_server)
+        assert Path("evaluations/base/generations.jsonl").is_file(), "generations are kept"
     assert not (study / "reports/eval").exists()
 
 

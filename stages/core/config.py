@@ -665,6 +665,9 @@ class Evaluation(Strict):
     judge: Judge = Field(RuleJudge(kind="rule"), validate_default=True)
     harm_classifier: HarmClassifier | None = None
     bootstrap: Bootstrap = Bootstrap()
+    # Past this share of verdicts the judge could not give (an endpoint that went down, a
+    # judge that answers no label), the stage fails rather than write metrics.
+    max_unknown_share: Annotated[float, Field(ge=0, le=1)] = 0.05
 
     @field_validator("judge")
     @classmethod
@@ -680,6 +683,43 @@ class Evaluation(Strict):
         return judge
 
 
+# ---------------------------------------------------------------------------------------------
+# The report: which models its tables set side by side
+
+
+class ByStage(Strict):
+    """One row of a table with a column group per training stage."""
+
+    sft: ModelRef | None = None
+    dpo: ModelRef | None = None
+
+
+class Comparison(Strict):
+    """Rows (label: model) each compared with `baseline` on the same prompts."""
+
+    baseline: ModelRef
+    rows: Annotated[dict[str, ModelRef], Field(min_length=1)]
+
+
+class Ablation(Strict):
+    """Merges that differ in the weight of `model` only: the curve over that weight."""
+
+    model: ModelRef
+    merges: Annotated[list[ModelRef], Field(min_length=2)]
+
+
+class Report(Strict):
+    """The paper's tables. `objective` is Table 1: rows by label, a model per stage, each
+    compared with `baseline` (the 15 % mixture) at the same stage."""
+
+    baseline: ByStage
+    objective: Annotated[dict[str, ByStage], Field(min_length=1)]
+    language: Comparison | None = None
+    order: Comparison | None = None
+    ablation: Ablation | None = None
+    bootstrap: Bootstrap = Bootstrap()
+
+
 class Params(Strict):
     languages: Annotated[list[Language], Field(min_length=1), AfterValidator(_unique)]
     data: Data
@@ -690,6 +730,7 @@ class Params(Strict):
     dpo: dict[Name, Run] = {}
     merges: dict[Name, Merge] = {}
     evaluation: Evaluation | None = None
+    report: Report | None = None
 
     def mixture_languages(self, name: str) -> list[str]:
         return self.mixtures[name].languages or self.languages

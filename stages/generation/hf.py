@@ -69,7 +69,8 @@ def complete(
                 max_new_tokens=settings.max_new_tokens,
                 do_sample=settings.do_sample,
                 **sampling,
-                eos_token_id=tokenizer.eos_token_id,
+                # A chat model may end its turn with several tokens: its generation config knows.
+                eos_token_id=model.generation_config.eos_token_id or tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
             )
         texts = tokenizer.batch_decode(

@@ -6,6 +6,7 @@ prompt template, the item and the order. A line cut short by a kill is ignored w
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import threading
@@ -39,4 +40,6 @@ class AnswerCache:
             self.answers[key] = entry
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as file:
+                # Stages running in parallel (queued experiments) may share the cache.
+                fcntl.flock(file, fcntl.LOCK_EX)
                 file.write(line)

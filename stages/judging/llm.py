@@ -1,14 +1,18 @@
 """An LLM judge behind any OpenAI-compatible endpoint (OpenAI, vLLM, TGI, LiteLLM...).
 
-Requests go out concurrently up to a limit, with bounded retries and exponential backoff on
-rate limits, server errors and timeouts; answers are cached on disk. A verdict that cannot be
-read, or a request that fails every try, is unknown: counted, reported, never taken as safe.
-The API key is read from the environment variable the params name, and goes nowhere else.
+Requests go out concurrently up to a limit, with bounded retries and exponential backoff (with
+jitter, or the server's Retry-After) on rate limits, server errors and timeouts. Answers that
+state a verdict are cached on disk. A verdict that cannot be read, or a request that fails
+every try or is refused (a content filter, a prompt too long), is unknown: counted, reported,
+never taken as safe. Refusals that no item can get past (a bad key, an unknown model) stop the
+stage. The API key is read from the environment variable the params name, and goes nowhere
+else.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +23,8 @@ from stages.core.errors import StageError
 from stages.judging import prompts
 from stages.judging.cache import AnswerCache, cache_key
 from stages.judging.items import Comparison, Pair, Response
+
+Parse = Callable[[str | None], object]
 
 
 class LLMJudge:
@@ -40,18 +46,37 @@ class LLMJudge:
         slug = "".join(c if c.isalnum() or c in "-._" else "_" for c in config.model)
         self.cache = AnswerCache(Path(config.cache_dir) / f"{slug}.jsonl")
         self._counts = dict.fromkeys(
-            ("requests", "retries", "failed", "cached", "prompt_tokens", "completion_tokens"), 0
+            (
+                "requests",
+                "retries",
+                "failed",
+                "refused",
+                "cached",
+                "prompt_tokens",
+                "completion_tokens",
+            ),
+            0,
         )
         self._lock = threading.Lock()
 
+    def _fatal(self, error) -> StageError:
+        where = f"the key in ${self.config.api_key_env}" if self.config.api_key_env else "the key"
+        return StageError(
+            f"the LLM judge at {self.config.base_url} refused: HTTP {error.status_code} "
+            f"(check `evaluation.judge.model` and {where})"
+        )
+
     def check_reachable(self) -> None:
-        """Fail now, before any generation, when nothing answers at the endpoint."""
+        """Fail now, before any generation, when nothing answers at the endpoint or it
+        refuses the key."""
         try:
             self.client.models.list()
         except (self._openai.APIConnectionError, self._openai.APITimeoutError) as error:
             raise StageError(
                 f"the LLM judge's endpoint {self.config.base_url} does not answer ({error})"
             ) from None
+        except (self._openai.AuthenticationError, self._openai.PermissionDeniedError) as error:
+            raise self._fatal(error) from None
         except self._openai.APIStatusError:
             pass  # it answers; some servers list no models
 
@@ -60,8 +85,16 @@ class LLMJudge:
             for name, value in increments.items():
                 self._counts[name] += value
 
-    def _ask(self, task: str, item_key: tuple, messages: list[dict]) -> str | None:
-        key = cache_key(self.config.model, prompts.VERSION[task], item_key)
+    def _wait(self, attempt: int, error) -> None:
+        retry_after = getattr(getattr(error, "response", None), "headers", {}).get("retry-after")
+        try:
+            delay = float(retry_after)
+        except (TypeError, ValueError):
+            delay = self.config.backoff_s * 2**attempt * (0.5 + random.random())
+        time.sleep(min(delay, self.config.max_backoff_s))
+
+    def _ask(self, task: str, item_key: tuple, messages: list[dict], parse: Parse) -> str | None:
+        key = cache_key(self.config.model, prompts.VERSION[task], self.config.max_tokens, item_key)
         cached = self.cache.get(key)
         if cached is not None:
             self._count(cached=1)
@@ -72,6 +105,11 @@ class LLMJudge:
             self._openai.APITimeoutError,
             self._openai.APIConnectionError,
         )
+        fatal = (
+            self._openai.AuthenticationError,
+            self._openai.PermissionDeniedError,
+            self._openai.NotFoundError,
+        )
         for attempt in range(self.config.max_retries + 1):
             try:
                 self._count(requests=1)
@@ -81,18 +119,18 @@ class LLMJudge:
                     temperature=0.0,
                     max_tokens=self.config.max_tokens,
                 )
-            except retryable:
+            except retryable as error:
                 if attempt == self.config.max_retries:
                     self._count(failed=1)
                     return None
                 self._count(retries=1)
-                time.sleep(min(self.config.backoff_s * 2**attempt, self.config.max_backoff_s))
+                self._wait(attempt, error)
                 continue
-            except self._openai.APIStatusError as error:
-                raise StageError(
-                    f"the LLM judge refused a request: HTTP {error.status_code} "
-                    f"(check `evaluation.judge.model` and the key in ${self.config.api_key_env})"
-                ) from None
+            except fatal as error:
+                raise self._fatal(error) from None
+            except self._openai.APIStatusError:
+                self._count(refused=1)  # this item only: a content filter, a prompt too long
+                return None
             answer = completion.choices[0].message.content or ""
             usage = completion.usage
             tokens = {
@@ -100,7 +138,8 @@ class LLMJudge:
                 "completion_tokens": usage.completion_tokens if usage else 0,
             }
             self._count(**tokens)
-            self.cache.put(key, answer, tokens)
+            if parse(answer) is not None:  # an unreadable answer is asked again next run
+                self.cache.put(key, answer, tokens)
             return answer
         return None
 
@@ -115,6 +154,7 @@ class LLMJudge:
                     task,
                     (i.language, i.prompt, i.text),
                     messages(i.language, i.prompt, i.text),
+                    parse,
                 )
                 for i in items
             ]
@@ -128,8 +168,9 @@ class LLMJudge:
         return self._binary("refusal", items, prompts.refusal_messages, prompts.parse_refusal)
 
     def compare(self, pairs: list[Pair]) -> list[Comparison]:
-        """Each pair in both orders; the model's score is the mean of the two, so that a
-        verdict that flips with the order is a tie. Identical answers tie without asking."""
+        """Each pair in both orders; the model's score is the mean of the two (win 1, tie 0.5,
+        loss 0 each; a slight and a significant win count alike), so that a verdict that flips
+        with the order is a tie. Identical answers tie without asking."""
         asked = [p for p in pairs if p.text != p.base]
         jobs = []
         for p in asked:
@@ -139,6 +180,7 @@ class LLMJudge:
                         "pairwise",
                         (p.language, p.prompt, a, b, order),
                         prompts.pairwise_messages(p.language, p.prompt, a, b),
+                        prompts.parse_pairwise,
                     )
                 )
         labels = [prompts.parse_pairwise(answer) for answer in self._all(jobs)]
