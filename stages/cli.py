@@ -224,6 +224,27 @@ def evaluate(
     )
 
 
+@app.command()
+def report(params: ParamsFile = Path("params.yaml")) -> None:
+    """Write the study's report: the paper's tables on this run (mixing against merging per
+    stage, language-based merges, merge order, per language, over-refusal, the weight
+    ablation) with bootstrap intervals, figures, and a verdict on each of the paper's claims.
+
+    Writes reports/report.md, reports/summary.json (metrics), reports/figures/ (PNG) and
+    reports/plots/ (DVC plots).
+    """
+    loaded = _load(params)
+    if loaded.report is None or loaded.evaluation is None:
+        raise _fail(f"{params} has no `report` or no `evaluation` section", 2)
+    from stages import report as stage
+
+    summary = _run_stage(stage.run, loaded)
+    typer.echo(
+        f"reports/report.md: {summary['claims_supported']} of {summary['claims_tested']} "
+        "tested claims of the paper supported"
+    )
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     app()

@@ -89,4 +89,24 @@ def run(
     summary = {"method": merge.method, "stage": merge.stage, **diagnostics["overall"]}
     with atomic_path(root / REPORTS / f"{name}.json") as tmp:
         write_json(tmp, summary)
+    with atomic_path(root / REPORTS / name / "layers.json") as tmp:
+        write_json(tmp, layer_rows(diagnostics))
     return summary
+
+
+def layer_rows(diagnostics: dict) -> list[dict]:
+    """Per layer, the interference figures as DVC plots read them (one row per layer)."""
+    rows = []
+    for layer, figures in diagnostics["layers"].items():
+        if layer == "other":
+            continue
+        cosines = [c for c in figures["cosine"].values() if c == c]  # NaN when a vector is 0
+        rows.append(
+            {
+                "layer": int(layer),
+                "sign_conflicts": round(figures["sign_conflicts"], 6),
+                "mean_cosine": round(sum(cosines) / len(cosines), 6) if cosines else None,
+                "moved_by_two_or_more": round(figures["moved_by_two_or_more"], 6),
+            }
+        )
+    return rows

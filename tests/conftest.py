@@ -3,6 +3,8 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,3 +146,40 @@ def study(tiny_study, tmp_path) -> Path:
     root = tmp_path / "study"
     shutil.copytree(tiny_study, root, symlinks=True)
     return root
+
+
+# --- the repository, copied for DVC to run in -----------------------------------------------
+
+
+def run_in(args: list[str], cwd: Path) -> str:
+    """Run a command (dvc, git, mixmerge from this environment) in `cwd`; its output."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def copy_repository(copy: Path) -> Path:
+    """The project's files (tracked or not ignored) in a fresh git repository at `copy`."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        # Reports are outputs: a working copy may hold some from its own runs.
+        if (REPO / name).is_file() and not name.startswith("reports/"):
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, copy / name)
+    run_in(["git", "init", "-q"], copy)
+    run_in(["git", "add", "-A"], copy)
+    run_in(["git", "commit", "-q", "-m", "copy"], copy)
+    return copy

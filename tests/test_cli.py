@@ -16,7 +16,17 @@ COMMANDS = sorted(typer.main.get_command(app).commands)
 
 
 def test_every_stage_that_exists_has_a_command():
-    assert COMMANDS == ["base", "dpo", "evaluate", "merge", "mix", "prepare", "sft", "validate"]
+    assert COMMANDS == [
+        "base",
+        "dpo",
+        "evaluate",
+        "merge",
+        "mix",
+        "prepare",
+        "report",
+        "sft",
+        "validate",
+    ]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

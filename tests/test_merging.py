@@ -344,6 +344,9 @@ def test_a_merge_is_a_loadable_model_with_its_recipe_and_diagnostics(llamas):
     assert -1 <= layer["cosine"]["sft/a | sft/b"] <= 1 and 0 <= layer["sign_conflicts"] <= 1
     summary = json.loads((llamas / "reports" / "merges" / "recipe.json").read_text())
     assert summary["sign_conflicts"] == diagnostics["overall"]["sign_conflicts"]
+    layers = json.loads((llamas / "reports/merges/recipe/layers.json").read_text())
+    assert [row["layer"] for row in layers] == [0, 1, 2]
+    assert layers[1]["sign_conflicts"] == pytest.approx(layer["sign_conflicts"], abs=1e-6)
 
 
 def test_the_same_recipe_and_seed_give_the_same_bytes(llamas):

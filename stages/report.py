@@ -1,0 +1,217 @@
+"""Stage `report`: the paper's tables on this run, side by side with the paper, with intervals,
+figures and a verdict on each headline claim (reports/report.md, reports/summary.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stages.core.config import Params
+from stages.core.errors import StageError
+from stages.core.io import atomic_path, write_json
+from stages.reporting import claims, plots, tables
+from stages.reporting.results import Results
+
+REPORT = Path("reports/report.md")
+SUMMARY = Path("reports/summary.json")
+FIGURES = Path("reports/figures")
+PLOTS = Path("reports/plots")
+MERGES = Path("reports/merges")
+
+PAPER = """The paper's Table 1 (Aakanksha et al., 2024; as reported in secondary sources):
+at SFT the 15 % mix has harm change −56.6 and win-rate 67.4, and the Linear merge reaches
+win-rate 76.0; at DPO the TIES merge lowers harm 10.4 points more than the mix; SLERP beats
+the mix on both axes at both stages; TIES over the six monolingual models reaches −63.2 / 71.2,
+and over en, fr and es −65.3 / 77.0."""
+
+
+def ablation_weights(params: Params) -> dict[str, float]:
+    """The ablated model's weight in each merge of the ablation, normalised by the total."""
+    spec = params.report.ablation
+    weights = {}
+    for ref in spec.merges:
+        kind, _, name = ref.partition("/")
+        merge = params.merges.get(name) if kind == "merge" else None
+        if merge is None:
+            raise StageError(f"report.ablation.merges: {ref} is not a merge")
+        given = {m.model: m.weight for m in merge.models}
+        if spec.model not in given or not all(isinstance(w, float | int) for w in given.values()):
+            raise StageError(
+                f"report.ablation: {ref} must merge {spec.model}, every model with a number weight"
+            )
+        weights[ref] = given[spec.model] / sum(given.values())
+    return weights
+
+
+def build(params: Params, root: Path = Path(".")) -> tuple[dict, str]:
+    """Every table, claim and figure of the report: (summary, Markdown)."""
+    spec = params.report
+    results = Results(root)
+    sections, summary = [], {}
+
+    objective, text = tables.objective(results, spec)
+    summary["objective"] = objective
+    sections.append(("Table 1: mixing against merging, by objective", text))
+
+    language_rows = {}
+    if spec.language:
+        summary["language"], text = tables.comparison(results, spec.language, spec.bootstrap)
+        sections.append(("Language-based merging against the multilingual mixture", text))
+        language_rows = {"baseline": spec.language.baseline, **spec.language.rows}
+    if spec.order:
+        summary["order"], text = tables.comparison(results, spec.order, spec.bootstrap)
+        sections.append(("Where the merge sits: SFT, DPO and the merge in three orders", text))
+
+    figures = root / FIGURES
+    figures.mkdir(parents=True, exist_ok=True)
+    plot_data = root / PLOTS
+    plot_data.mkdir(parents=True, exist_ok=True)
+
+    per_stage = {
+        stage.upper(): {
+            label: getattr(row, stage)
+            for label, row in spec.objective.items()
+            if getattr(row, stage)
+        }
+        for stage in tables.STAGES
+    }
+    per_stage = {stage: models for stage, models in per_stage.items() if models}
+    if language_rows:
+        per_stage["languages"] = language_rows
+    by_language = {}
+    for stage, models in per_stage.items():
+        for metric in ("harm_change", "win_rate"):
+            data, text = tables.per_language(results, models, metric)
+            by_language.setdefault(metric, {})[stage] = data
+            sections.append((f"Per language: {metric.replace('_', ' ')}, {stage}", text))
+    for metric, panels in by_language.items():
+        plots.languages(panels, metric, figures / f"languages_{metric}.png")
+        rows = [
+            {"panel": stage, "model": label, "language": lang, metric: value}
+            for stage, table in panels.items()
+            for label, values in table.items()
+            for lang, value in values.items()
+        ]
+        write_json(plot_data / f"languages_{metric}.json", rows)
+    everyone = {label: model for models in per_stage.values() for label, model in models.items()}
+    _, text = tables.per_language(
+        results, {m: m for m in dict.fromkeys(everyone.values())}, "over_refusal"
+    )
+    sections.append(("Over-refusal on benign look-alikes", text))
+
+    points = [
+        {"model": m, **{k: results[m].average(k) for k in (*tables.HEADLINE, "harmful_rate")}}
+        for m in results.every_model()
+    ]
+    # A base that never harms leaves harm changes undefined; the rates order models the same.
+    harm = "harm_change" if all(p["harm_change"] is not None for p in points) else "harmful_rate"
+    points = [p for p in points if p[harm] is not None and p["win_rate"] is not None]
+    front = plots.pareto_front(points, harm)
+    plots.tradeoff(points, front, harm, figures / "tradeoff.png")
+    write_json(plot_data / "tradeoff.json", [p | {"pareto": p["model"] in front} for p in points])
+    summary["pareto_front"] = sorted(front)
+
+    if spec.ablation:
+        summary["ablation"], text = tables.ablation(results, ablation_weights(params))
+        sections.append((f"Linear ablation over the weight of {spec.ablation.model}", text))
+        plots.ablation(summary["ablation"], spec.ablation.model, figures / "ablation.png")
+        write_json(plot_data / "ablation.json", summary["ablation"])
+
+    layers = {}
+    for by_stage in spec.objective.values():
+        for ref in (by_stage.sft, by_stage.dpo):
+            if ref and ref.startswith("merge/"):
+                path = root / MERGES / ref.split("/", 1)[1] / "layers.json"
+                if path.is_file():
+                    layers[ref] = json.loads(path.read_text())
+    if layers:
+        plots.diagnostics(layers, figures / "diagnostics.png")
+
+    verdicts = [claims.verdict(c, summary) for c in claims.CLAIMS]
+    summary["claims"] = {v["claim"]: v["verdict"] for v in verdicts}
+    tested = [v for v in verdicts if v["verdict"] != "not tested"]
+    summary["claims_supported"] = sum(v["verdict"] == "supported" for v in tested)
+    summary["claims_tested"] = len(tested)
+    return summary, render(params, sections, verdicts, front, bool(layers))
+
+
+def render(params, sections, verdicts, front, diagnostics: bool) -> str:
+    spec = params.report
+    lines = [
+        "# Mix data or merge models? This run",
+        "",
+        f"Languages: {', '.join(params.languages)}. Judge: `{params.evaluation.judge.kind}`. "
+        "Harm change and win-rate are against the base model, in %, averaged over languages, "
+        f"with {round(100 * spec.bootstrap.confidence)} % bootstrap intervals "
+        f"({spec.bootstrap.samples} resamples of the prompts). A Δ is a row's difference from "
+        "its baseline on the same prompts, **bold** where its interval excludes zero. Lower "
+        "harm change and higher win-rate are better.",
+        "",
+        "## What this run says about the paper's claims",
+        "",
+    ]
+    for v in verdicts:
+        evidence = "; ".join(
+            f"{e['difference']} {tables.number(e['value'], signed=True)} "
+            f"[{tables.number(e['low'])}, {tables.number(e['high'])}]"
+            for e in v["evidence"]
+        )
+        lines.append(f"- **{v['verdict']}**: {v['claim']} (paper: {v['paper']})")
+        if evidence:
+            lines.append(f"  This run: {evidence}.")
+    lines += ["", PAPER, ""]
+    for title, text in sections:
+        lines += [f"## {title}", "", text, ""]
+    lines += [
+        "## Figures",
+        "",
+        "Harm change against win-rate for every model; the dashed line joins the Pareto front "
+        f"({', '.join(sorted(front))}).",
+        "",
+        "![harm change against win-rate](figures/tradeoff.png)",
+        "",
+        "![per language: harm change](figures/languages_harm_change.png)",
+        "",
+        "![per language: win-rate](figures/languages_win_rate.png)",
+        "",
+    ]
+    if spec.ablation:
+        lines += ["![the Linear weight ablation](figures/ablation.png)", ""]
+    if diagnostics:
+        lines += [
+            "Why merges interfere: per layer, the share of entries two or more task vectors "
+            "move whose signs conflict, and the mean cosine between task vectors.",
+            "",
+            "![merge diagnostics per layer](figures/diagnostics.png)",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def run(params: Params, root: Path = Path(".")) -> dict:
+    if params.report is None or params.evaluation is None:
+        raise StageError("params have no `report` or no `evaluation` section")
+    summary, text = build(params, root)
+    with atomic_path(root / SUMMARY) as tmp:
+        write_json(tmp, _metrics(summary))
+    with atomic_path(root / REPORT) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return summary
+
+
+def _metrics(summary: dict) -> dict:
+    """The summary as DVC metrics: the headline figures and differences, and the claims."""
+    out = {}
+    for table in ("objective", "language", "order"):
+        for label, row in summary.get(table, {}).items():
+            entries = row.items() if table == "objective" else [("", row)]
+            for stage, e in entries:
+                key = f"{label} {stage}".strip()
+                figures = {m: e[m] for m in tables.HEADLINE}
+                for m, d in e.get("vs_baseline", {}).items():
+                    figures[f"{m}_vs_baseline"] = d["difference"]
+                out.setdefault(table, {})[key] = figures
+    out["claims"] = summary["claims"]
+    out["claims_supported"] = summary["claims_supported"]
+    out["claims_tested"] = summary["claims_tested"]
+    return out

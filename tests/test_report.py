@@ -1,0 +1,141 @@
+"""The report: its pure parts by hand, and the stage on a tiny study with real merges."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from stages import evaluate, merge, report, train
+from stages.core.config import validate_params
+from stages.reporting import claims, plots
+from tests.conftest import TINY, inside
+
+
+def test_the_pareto_front_keeps_the_models_nothing_beats_on_both_axes():
+    points = [
+        {"model": "a", "harm_change": -90, "win_rate": 40},
+        {"model": "b", "harm_change": -50, "win_rate": 60},
+        {"model": "c", "harm_change": -40, "win_rate": 55},  # b beats it on both
+        {"model": "d", "harm_change": -90, "win_rate": 35},  # a beats it
+        {"model": "e", "harm_change": 0, "win_rate": 60},  # b equals it on win, beats on harm
+    ]
+    assert plots.pareto_front(points) == {"a", "b"}
+
+
+def difference(value, low, high):
+    return {"difference": value, "low": low, "high": high, "clear": low > 0 or high < 0}
+
+
+def test_a_claim_is_supported_contradicted_or_inconclusive_by_its_intervals():
+    claim = claims.CLAIMS[2]  # SLERP beats the mix on both axes at both stages
+    assert claim.rows == ("SLERP",)
+
+    def tables(harm, win):
+        row = {"vs_baseline": {"harm_change": difference(*harm), "win_rate": difference(*win)}}
+        return {"objective": {"SLERP": {"sft": row, "dpo": row}}}
+
+    assert claims.verdict(claim, tables((-5, -8, -2), (3, 1, 5)))["verdict"] == "supported"
+    assert claims.verdict(claim, tables((-5, -8, -2), (1, -1, 3)))["verdict"] == "inconclusive"
+    assert claims.verdict(claim, tables((4, 1, 7), (3, 1, 5)))["verdict"] == "contradicted"
+    assert claims.verdict(claim, {"objective": {"TIES": {}}})["verdict"] == "not tested"
+    evidence = claims.verdict(claim, tables((-5, -8, -2), (3, 1, 5)))["evidence"]
+    names = [e["difference"] for e in evidence]
+    assert names[:2] == ["SLERP SFT harm change", "SLERP SFT win rate"]
+
+
+def study_params() -> dict:
+    raw = json.loads(json.dumps(TINY))
+    raw["sft"]["mix100"] = {"mixture": "mix100", "init": "base"}
+    linear = {"method": "linear", "stage": "sft"}
+    raw["merges"] = {
+        "half": linear
+        | {
+            "models": [
+                {"model": "sft/mix15", "weight": 0.5},
+                {"model": "sft/mix100", "weight": 0.5},
+            ]
+        },  # noqa: E501
+        "quarter": linear
+        | {
+            "models": [
+                {"model": "sft/mix15", "weight": 0.75},
+                {"model": "sft/mix100", "weight": 0.25},
+            ]
+        },  # noqa: E501
+        "ties": {
+            "method": "ties",
+            "stage": "sft",
+            "base": "base",
+            "models": [{"model": "sft/mix15"}, {"model": "sft/mix100"}],
+            "parameters": {"density": 0.5},
+        },  # noqa: E501
+    }
+    raw["evaluation"] = {"generation": {"max_new_tokens": 16}, "bootstrap": {"samples": 200}}
+    raw["report"] = {
+        "baseline": {"sft": "sft/mix15"},
+        "objective": {
+            "15 %": {"sft": "sft/mix15"},
+            "100 %": {"sft": "sft/mix100"},
+            "Linear": {"sft": "merge/half"},
+            "TIES": {"sft": "merge/ties"},
+        },
+        "language": {"baseline": "sft/mix15", "rows": {"TIES, both": "merge/ties"}},
+        "ablation": {"model": "sft/mix100", "merges": ["merge/quarter", "merge/half"]},
+        "bootstrap": {"samples": 200},
+    }
+    return raw
+
+
+@pytest.fixture(scope="module")
+def reported(tiny_study, tmp_path_factory):
+    root = tmp_path_factory.mktemp("reported")
+    shutil.copytree(tiny_study, root, dirs_exist_ok=True, symlinks=True)
+    params = validate_params(study_params())
+    with inside(root):
+        for run in ("mix15", "mix100"):
+            train.run(params, "sft", run)
+        for name in params.merges:
+            merge.run(params, name)
+        for model in ("base", "sft/mix15", "sft/mix100", *(f"merge/{m}" for m in params.merges)):
+            evaluate.run(params, model)
+        summary = report.run(params)
+    return root, summary
+
+
+def test_the_report_sets_every_table_and_figure_side_by_side(reported):
+    root, summary = reported
+    text = (root / "reports/report.md").read_text()
+    for section in (
+        "What this run says about the paper's claims",
+        "Table 1: mixing against merging, by objective",
+        "Language-based merging against the multilingual mixture",
+        "Per language: harm change, SFT",
+        "Over-refusal on benign look-alikes",
+        "Linear ablation over the weight of sft/mix100",
+    ):
+        assert f"## {section}" in text, section
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+    for figure in re.findall(r"\]\((figures/[^)]+)\)", text):
+        assert (root / "reports" / figure).stat().st_size > 1000, figure
+    assert (root / "reports/figures/diagnostics.png").is_file()
+    ablation = summary["ablation"]
+    assert [row["weight"] for row in ablation] == [0.25, 0.5]
+    linear = summary["objective"]["Linear"]["sft"]
+    assert set(linear["vs_baseline"]) == {"harm_change", "win_rate"}
+    assert "vs_baseline" not in summary["objective"]["15 %"]["sft"]
+    metrics = json.loads((root / "reports/summary.json").read_text())
+    assert metrics["objective"]["Linear sft"]["win_rate"] == linear["win_rate"]
+    assert metrics["claims_tested"] == 2  # TIES at DPO and SLERP are not in this report
+    assert set(metrics["claims"].values()) <= {
+        "supported", "contradicted", "inconclusive", "not tested"
+    }  # fmt: skip
+
+
+def test_the_tradeoff_plot_data_marks_the_pareto_front(reported):
+    root, summary = reported
+    points = json.loads((root / "reports/plots/tradeoff.json").read_text())
+    assert {p["model"] for p in points} >= {"base", "sft/mix15", "merge/half"}
+    assert {p["model"] for p in points if p["pareto"]} == set(summary["pareto_front"])
