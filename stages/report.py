@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stages.core.config import Params
 from stages.core.errors import StageError
-from stages.core.io import atomic_path, write_json
+from stages.core.io import atomic_path, remove, write_json
 from stages.reporting import claims, plots, tables
 from stages.reporting.results import Results
 
@@ -62,10 +62,10 @@ def build(params: Params, root: Path = Path(".")) -> tuple[dict, str]:
         summary["order"], text = tables.comparison(results, spec.order, spec.bootstrap)
         sections.append(("Where the merge sits: SFT, DPO and the merge in three orders", text))
 
-    figures = root / FIGURES
-    figures.mkdir(parents=True, exist_ok=True)
-    plot_data = root / PLOTS
-    plot_data.mkdir(parents=True, exist_ok=True)
+    figures, plot_data = root / FIGURES, root / PLOTS
+    for folder in (figures, plot_data):  # nothing left from an earlier report
+        remove(folder)
+        folder.mkdir(parents=True)
 
     per_stage = {
         stage.upper(): {
@@ -86,17 +86,14 @@ def build(params: Params, root: Path = Path(".")) -> tuple[dict, str]:
             sections.append((f"Per language: {metric.replace('_', ' ')}, {stage}", text))
     for metric, panels in by_language.items():
         plots.languages(panels, metric, figures / f"languages_{metric}.png")
-        rows = [
-            {"panel": stage, "model": label, "language": lang, metric: value}
-            for stage, table in panels.items()
-            for label, values in table.items()
-            for lang, value in values.items()
-        ]
-        write_json(plot_data / f"languages_{metric}.json", rows)
-    everyone = {label: model for models in per_stage.values() for label, model in models.items()}
-    _, text = tables.per_language(
-        results, {m: m for m in dict.fromkeys(everyone.values())}, "over_refusal"
-    )
+        for stage, table in panels.items():
+            for label, values in table.items():
+                rows = [{"language": k, metric: v} for k, v in values.items() if k != "average"]
+                write_json(plot_data / f"languages_{metric}" / stage / f"{_slug(label)}.json", rows)
+    everyone = [m for models in per_stage.values() for m in models.values()]
+    if spec.order:
+        everyone += [spec.order.baseline, *spec.order.rows.values()]
+    _, text = tables.per_language(results, {m: m for m in dict.fromkeys(everyone)}, "over_refusal")
     sections.append(("Over-refusal on benign look-alikes", text))
 
     points = [
@@ -108,7 +105,14 @@ def build(params: Params, root: Path = Path(".")) -> tuple[dict, str]:
     points = [p for p in points if p[harm] is not None and p["win_rate"] is not None]
     front = plots.pareto_front(points, harm)
     plots.tradeoff(points, front, harm, figures / "tradeoff.png")
-    write_json(plot_data / "tradeoff.json", [p | {"pareto": p["model"] in front} for p in points])
+    write_json(
+        plot_data / "tradeoff.json",
+        [
+            {"model": p["model"], "harm": p[harm], "harm_measure": harm, "win_rate": p["win_rate"]}
+            | {"pareto": p["model"] in front}
+            for p in points
+        ],
+    )
     summary["pareto_front"] = sorted(front)
 
     if spec.ablation:
@@ -135,17 +139,24 @@ def build(params: Params, root: Path = Path(".")) -> tuple[dict, str]:
     return summary, render(params, sections, verdicts, front, bool(layers))
 
 
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label).strip("_") or "row"
+
+
 def render(params, sections, verdicts, front, diagnostics: bool) -> str:
     spec = params.report
     lines = [
         "# Mix data or merge models? This run",
         "",
         f"Languages: {', '.join(params.languages)}. Judge: `{params.evaluation.judge.kind}`. "
-        "Harm change and win-rate are against the base model, in %, averaged over languages, "
-        f"with {round(100 * spec.bootstrap.confidence)} % bootstrap intervals "
-        f"({spec.bootstrap.samples} resamples of the prompts). A Δ is a row's difference from "
-        "its baseline on the same prompts, **bold** where its interval excludes zero. Lower "
-        "harm change and higher win-rate are better.",
+        "Harm change and win-rate are against the base model, in %, averaged over languages "
+        "(the harm change of the averaged harmful rates), with "
+        f"{round(100 * params.evaluation.bootstrap.confidence)} % bootstrap intervals "
+        f"({params.evaluation.bootstrap.samples} resamples of the prompts). A Δ is a row's "
+        "difference from its baseline on the same prompts, with a paired "
+        f"{round(100 * spec.bootstrap.confidence)} % interval ({spec.bootstrap.samples} "
+        "resamples), **bold** where it excludes zero. Lower harm change and higher win-rate "
+        "are better.",
         "",
         "## What this run says about the paper's claims",
         "",

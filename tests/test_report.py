@@ -127,7 +127,11 @@ def test_the_report_sets_every_table_and_figure_side_by_side(reported):
     assert set(linear["vs_baseline"]) == {"harm_change", "win_rate"}
     assert "vs_baseline" not in summary["objective"]["15 %"]["sft"]
     metrics = json.loads((root / "reports/summary.json").read_text())
-    assert metrics["objective"]["Linear sft"]["win_rate"] == linear["win_rate"]
+    half = json.loads((root / "reports/eval/merge/half.json").read_text())["average"]
+    assert metrics["objective"]["Linear sft"]["win_rate"] == half["win_rate"]
+    refusals = text.split("## Over-refusal on benign look-alikes")[1].split("##")[0]
+    for model in ("sft/mix15", "sft/mix100", "merge/half", "merge/ties"):
+        assert f"| {model} |" in refusals, model
     assert metrics["claims_tested"] == 2  # TIES at DPO and SLERP are not in this report
     assert set(metrics["claims"].values()) <= {
         "supported", "contradicted", "inconclusive", "not tested"
@@ -135,7 +139,19 @@ def test_the_report_sets_every_table_and_figure_side_by_side(reported):
 
 
 def test_the_tradeoff_plot_data_marks_the_pareto_front(reported):
-    root, summary = reported
+    root, _ = reported
     points = json.loads((root / "reports/plots/tradeoff.json").read_text())
     assert {p["model"] for p in points} >= {"base", "sft/mix15", "merge/half"}
-    assert {p["model"] for p in points if p["pareto"]} == set(summary["pareto_front"])
+    # Whatever else it holds, the front has the least harmful of the models that win most,
+    # and the most winning of the least harmful.
+    best_win = max(p["win_rate"] for p in points)
+    least_harm = min(p["harm"] for p in points)
+    front = {p["model"] for p in points if p["pareto"]}
+    assert (
+        min((p for p in points if p["win_rate"] == best_win), key=lambda p: p["harm"])["model"]
+        in front
+    )
+    assert (
+        max((p for p in points if p["harm"] == least_harm), key=lambda p: p["win_rate"])["model"]
+        in front
+    )

@@ -79,9 +79,9 @@ def verdict(claim: Claim, tables: Mapping[str, Mapping]) -> dict:
     out = {"claim": claim.text, "paper": claim.paper}
     if differences is None:
         return out | {"verdict": "not tested", "evidence": []}
-    # +1: clear on the claimed side of zero; -1: clear on the other; 0: not clear.
+    # +1: the interval lies on the claimed side of zero; -1: on the other; 0: it spans zero.
     sides = [
-        0 if not d["clear"] else (1 if (d["difference"] > 0) == (WANTED[metric] > 0) else -1)
+        0 if not d["clear"] else (1 if (d["low"] > 0) == (WANTED[metric] > 0) else -1)
         for _, metric, d in differences
     ]
     if any(side < 0 for side in sides):
