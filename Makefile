@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	# the stages call `mixmerge`, from the environment
-	PATH="$(abspath $(BIN)):$$PATH" dvc repro
+	# the stages call `mixmerge`, from the environment; a warm worker spares each of them
+	# the import of torch, transformers and TRL
+	PATH="$(abspath $(BIN)):$$PATH" mixmerge warm -- dvc repro
 
 test: setup
 	$(BIN)/python -m pytest

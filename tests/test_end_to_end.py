@@ -1,0 +1,82 @@
+"""The whole study through `dvc repro` on the smoke profile (the default study's shape at tiny
+sizes), in a temporary copy of the repository: every stage, then the report."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, copy_repository, run_in
+from tests.test_pipeline import stages_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, str, float]:
+    root = copy_repository(tmp_path_factory.mktemp("smoke"))
+    shutil.copyfile(REPO / "configs" / "smoke.yaml", root / "params.yaml")
+    run_in(["git", "commit", "-qam", "smoke profile"], root)
+    start = time.perf_counter()
+    output = run_in(["mixmerge", "warm", "--", "dvc", "repro"], root)
+    return root, output, time.perf_counter() - start
+
+
+def test_the_smoke_study_runs_every_stage_and_ends_in_the_report(smoke):
+    root, output, seconds = smoke
+    ran = stages_run(output)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for kind, table in (("sft", "sft"), ("dpo", "dpo"), ("merge", "merges")):
+        for name in params[table]:
+            assert f"{kind}@{name}" in ran and f"evaluate-{kind}@{name}" in ran
+    assert {"prepare", "base", "evaluate-base", "report"} <= ran
+    print(f"smoke study: {len(ran)} stages in {seconds:.0f} s")
+
+
+def test_the_report_holds_every_table_with_numbers_and_no_nan(smoke):
+    root, _, _ = smoke
+    report = (root / "reports" / "report.md").read_text()
+    for section in (
+        "What this run says about the paper's claims",
+        "Table 1: mixing against merging, by objective",
+        "Language-based merging against the multilingual mixture",
+        "Where the merge sits",
+        "Per language: harm change, SFT",
+        "Per language: win rate, DPO",
+        "Over-refusal on benign look-alikes",
+        "Linear ablation over the weight of sft/mix100",
+    ):
+        assert re.search(rf"^## {re.escape(section)}", report, re.M), section
+    assert not re.search(r"\bnan\b", report, re.IGNORECASE)
+    table1 = report.split("## Table 1")[1].split("##")[0]
+    rows = r"^\| (0 %|15 %|100 %|Linear|SLERP|TIES|DARE-TIES) \|"
+    assert len(re.findall(rows, table1, re.M)) == 7
+    for figure in re.findall(r"\]\((figures/[^)]+)\)", report):
+        assert (root / "reports" / figure).stat().st_size > 1000, figure
+    summary = json.loads((root / "reports" / "summary.json").read_text())
+    assert summary["claims_tested"] == 4
+    linear = summary["objective"]["Linear sft"]
+    assert set(linear) == {
+        "harm_change", "win_rate", "harm_change_vs_baseline", "win_rate_vs_baseline"
+    }  # fmt: skip
+    assert linear["win_rate"] is not None and linear["win_rate_vs_baseline"] is not None
+    # The smoke base is too small to learn the world's harmful answers: where it never harms,
+    # the harm change is undefined, and the report says n/a rather than a number.
+    base = json.loads((root / "reports" / "eval" / "base.json").read_text())["average"]
+    assert (linear["harm_change"] is None) == (base["harmful_rate"] == 0)
+
+
+def test_changing_one_merge_weight_reruns_only_that_merge_its_evaluation_and_the_report(smoke):
+    root, _, _ = smoke
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["merges"]["sft_linear"]["models"][1]["weight"] = 0.6
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output = run_in(["dvc", "repro"], root)
+    assert stages_run(output) == {"merge@sft_linear", "evaluate-merge@sft_linear", "report"}
+    assert "Data and pipelines are up to date" in run_in(["dvc", "repro"], root)
