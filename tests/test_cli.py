@@ -13,10 +13,11 @@ from stages.cli import app
 
 runner = CliRunner()
 COMMANDS = sorted(typer.main.get_command(app).commands)
+STAGES = [c for c in COMMANDS if c != "warm"]  # `warm` runs another command, not a stage
 
 
 def test_every_stage_that_exists_has_a_command():
-    assert COMMANDS == [
+    assert STAGES == [
         "base",
         "dpo",
         "evaluate",
@@ -29,12 +30,19 @@ def test_every_stage_that_exists_has_a_command():
     ]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", STAGES)
 def test_help_works_and_documents_the_params_option(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0, result.output
     assert "--params" in result.output
     assert len(result.output.strip().splitlines()) > 5
+
+
+def test_warm_explains_itself_and_needs_a_command():
+    result = runner.invoke(app, ["warm", "--help"])
+    assert result.exit_code == 0 and "warm worker" in result.output
+    result = runner.invoke(app, ["warm"])
+    assert result.exit_code == 2 and "mixmerge warm -- dvc repro" in result.output
 
 
 def test_top_level_help_lists_every_command():
