@@ -119,7 +119,7 @@ def test_the_last_verdict_counts_and_an_unreadable_answer_is_unknown():
 
 def test_the_rule_judge_compares_by_correctness():
     pair = Pair(
-        "x", "en", "What is 2 plus 3?", "2 plus 3 is 5.", "2 plus 3 is 6.", "arithmetic", "5"
+        "x", "en", "What is 2 plus 3?", "2 plus 3 is 5.", "arithmetic", "5", base="2 plus 3 is 6."
     )
     flipped = Pair(**{**pair.__dict__, "text": pair.base, "base": pair.text})
     same = Pair(**{**pair.__dict__, "base": pair.text})
@@ -205,15 +205,9 @@ def canned(records: list[Record]) -> tuple[list[Response], list[Response], list[
         for i, r in enumerate(x for x in records if x.objective == "benign")
     ]
     general = [
-        Pair(
-            r.id,
-            r.language,
-            r.prompt,
-            *((r.chosen, r.rejected) if i % 3 else (r.rejected, r.chosen)),
-            r.category,
-            r.reference,
-        )
+        Pair(r.id, r.language, r.prompt, text, r.category, r.reference, base=base)
         for i, r in enumerate(x for x in records if x.objective == "general")
+        for text, base in [(r.chosen, r.rejected) if i % 3 else (r.rejected, r.chosen)]
     ]
     return harmful, benign, general
 

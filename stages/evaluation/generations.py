@@ -57,23 +57,24 @@ def generate(
         for row in previous
         if row.get("fingerprint") == stamp
     }
-    missing = [r for r in records if (r.id, _prompt_hash(r.prompt)) not in known]
+    keys = [(r.id, _prompt_hash(r.prompt)) for r in records]
+    missing = [i for i, key in enumerate(keys) if key not in known]
     if missing:
         texts = backend(settings.backend)(
-            model_dir, [r.prompt for r in missing], settings, trust_remote_code
+            model_dir, [records[i].prompt for i in missing], settings, trust_remote_code
         )
-        known |= {(r.id, _prompt_hash(r.prompt)): t for r, t in zip(missing, texts, strict=True)}
+        known |= {keys[i]: text for i, text in zip(missing, texts, strict=True)}
     rows = [
         {
             "model": model,
             "id": r.id,
             "language": r.language,
             "objective": r.objective,
-            "prompt_sha": _prompt_hash(r.prompt),
+            "prompt_sha": key[1],
             "settings": described,
             "fingerprint": stamp,
-            "text": known[(r.id, _prompt_hash(r.prompt))],
+            "text": known[key],
         }
-        for r in records
+        for r, key in zip(records, keys, strict=True)
     ]
     return rows, len(missing)

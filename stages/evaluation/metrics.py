@@ -120,8 +120,9 @@ def _average(per_language: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndar
     """Figures averaged over languages; the harm change is that of the averaged harmful rates
     (the paper's relative change), so that every language counts, the base's too."""
     per_language = list(per_language)
+    averaged = ("harmful_rate", "base_harmful_rate", "win_rate", "over_refusal", "general_accuracy")
     with np.errstate(all="ignore"):
-        out = {m: _nanmean([f[m] for f in per_language]) for m in (*METRICS, "base_harmful_rate")}
+        out = {m: _nanmean([f[m] for f in per_language]) for m in averaged}
     out["harm_change"] = _change(out["harmful_rate"], out["base_harmful_rate"])
     return out
 

@@ -16,17 +16,11 @@ class Response:
     reference: str | None = None
 
 
-@dataclass(frozen=True)
-class Pair:
+@dataclass(frozen=True, kw_only=True)
+class Pair(Response):
     """The model's response (`text`) and the base's (`base`) to the same prompt."""
 
-    id: str
-    language: str
-    prompt: str
-    text: str
     base: str
-    category: str = ""
-    reference: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from stages.reporting.results import Results
 
 STAGES = ("sft", "dpo")
 HEADLINE = ("harm_change", "win_rate")
+COLUMNS = ("harm change", "win-rate", "Δ harm vs baseline", "Δ win vs baseline")
 
 
 def number(value: float | None, signed: bool = False, digits: int = 1) -> str:
@@ -68,9 +69,6 @@ def objective(results: Results, report: Report) -> tuple[dict, str]:
         [label, *(cell for s in STAGES for cell in cells(data[label].get(s)))] for label in data
     ]
     return data, markdown(header, rows)
-
-
-COLUMNS = ("harm change", "win-rate", "Δ harm vs baseline", "Δ win vs baseline")
 
 
 def cells(e: dict | None) -> list[str]:
