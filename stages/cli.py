@@ -267,12 +267,5 @@ def _run_in_worker(argv: list[str]) -> int:
 
 
 def main() -> None:
-    import sys
-
-    from stages.warm import delegate
-
-    code = delegate(sys.argv[1:])  # a warm worker, when one serves this run
-    if code is not None:
-        raise SystemExit(code)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     app()

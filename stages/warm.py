@@ -4,9 +4,9 @@ Each stage of a `dvc repro` is a new `mixmerge` process, and importing torch, tr
 TRL costs it 2 to 8 s: on the embedded study that is most of the run. The worker imports them
 once; every `mixmerge` command started while it runs hands its arguments, working directory,
 environment and standard streams to it over a Unix socket, and the worker forks a child that
-runs the command and reports its exit code. Only third-party libraries are imported before the
-fork, so each command runs the project's current code. Without the worker (a plain `dvc
-repro`), commands run as usual.
+runs the command and reports its exit code. Besides the CLI, only third-party libraries are
+imported before the fork, so each stage runs the project's current code. Without the worker (a
+plain `dvc repro`), commands run as usual.
 """
 
 from __future__ import annotations
@@ -101,15 +101,17 @@ def _serve_one(connection: socket.socket, run: Callable[[list[str]], int]) -> No
 
 def serve(path: str, run: Callable[[list[str]], int]) -> None:
     """Import the heavy libraries, then fork a child per connection until terminated."""
+    # Listening first lets the command start at once: its first calls wait in the backlog
+    # while the imports run.
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
     # What the stages import (their own modules stay unimported, so each runs current code).
     import safetensors.torch  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
     from trl import DPOTrainer, SFTTrainer  # noqa: F401
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped as they end
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(16)
     while True:
         connection, _ = listener.accept()
         if os.fork() == 0:
@@ -130,7 +132,7 @@ def run_warm(command: Sequence[str], run: Callable[[list[str]], int]) -> int:
         finally:
             os._exit(0)
     try:
-        while not os.path.exists(path):  # bound once its imports are done
+        while not os.path.exists(path):  # bound before its imports
             if os.waitpid(server, os.WNOHANG)[0]:
                 raise RuntimeError("the worker stopped while starting")
             time.sleep(0.05)
