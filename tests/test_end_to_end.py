@@ -22,6 +22,9 @@ pytestmark = pytest.mark.slow
 def smoke(tmp_path_factory) -> tuple[Path, str, float]:
     root = copy_repository(tmp_path_factory.mktemp("smoke"))
     shutil.copyfile(REPO / "configs" / "smoke.yaml", root / "params.yaml")
+    # A study of its own, from scratch: the default study's lock would only be rewritten after
+    # every stage (about a second each for DVC, at its size).
+    (root / "dvc.lock").unlink()
     run_in(["git", "commit", "-qam", "smoke profile"], root)
     start = time.perf_counter()
     output = run_in(["mixmerge", "warm", "--", "dvc", "repro"], root)
@@ -65,11 +68,11 @@ def test_the_report_holds_every_table_with_numbers_and_no_nan(smoke):
     assert set(linear) == {
         "harm_change", "win_rate", "harm_change_vs_baseline", "win_rate_vs_baseline"
     }  # fmt: skip
-    assert linear["win_rate"] is not None and linear["win_rate_vs_baseline"] is not None
-    # The smoke base is too small to learn the world's harmful answers: where it never harms,
-    # the harm change is undefined, and the report says n/a rather than a number.
+    # Like the paper's, the smoke base answers harmful requests, so every harm change is defined.
     base = json.loads((root / "reports" / "eval" / "base.json").read_text())["average"]
-    assert (linear["harm_change"] is None) == (base["harmful_rate"] == 0)
+    assert base["harmful_rate"] > 0
+    for row in summary["objective"].values():
+        assert all(isinstance(value, (int, float)) for value in row.values()), row
 
 
 def test_changing_one_merge_weight_reruns_only_that_merge_its_evaluation_and_the_report(smoke):
