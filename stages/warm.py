@@ -62,7 +62,10 @@ def delegate(argv: Sequence[str]) -> int | None:
     request = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ)}
     _send(connection, request, fds=[0, 1, 2])
     replies = connection.makefile()
-    child = int(replies.readline())
+    first = replies.readline()
+    if not first.strip():  # the worker stopped before it took the call: run it here
+        return None
+    child = int(first)
 
     def forward(signum, _frame):  # a stage stopped by DVC stops its child
         os.kill(child, signum)
