@@ -10,7 +10,7 @@ import pytest
 
 from stages import evaluate, merge, report, train
 from stages.core.config import validate_params
-from stages.reporting import claims, plots
+from stages.reporting import claims, plots, tables
 from tests.conftest import TINY, inside
 
 
@@ -27,6 +27,12 @@ def test_the_pareto_front_keeps_the_models_nothing_beats_on_both_axes():
 
 def difference(value, low, high):
     return {"difference": value, "low": low, "high": high, "clear": low > 0 or high < 0}
+
+
+def test_numbers_print_with_their_sign_and_zero_without_one():
+    assert tables.number(-0.0) == "0.0" and tables.number(-0.0, signed=True) == "+0.0"
+    assert tables.number(-0.04) == "-0.0" and tables.number(2.345, signed=True) == "+2.3"
+    assert tables.number(None) == "n/a"
 
 
 def test_a_claim_is_supported_contradicted_or_inconclusive_by_its_intervals():

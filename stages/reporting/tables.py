@@ -15,6 +15,7 @@ COLUMNS = ("harm change", "win-rate", "Δ harm vs baseline", "Δ win vs baseline
 def number(value: float | None, signed: bool = False, digits: int = 1) -> str:
     if value is None:
         return "n/a"
+    value += 0.0  # a zero prints as 0.0, never -0.0
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
