@@ -60,9 +60,12 @@ def delegate(argv: Sequence[str]) -> int | None:
     except OSError:
         return None
     request = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ)}
-    _send(connection, request, fds=[0, 1, 2])
     replies = connection.makefile()
-    first = replies.readline()
+    try:
+        _send(connection, request, fds=[0, 1, 2])
+        first = replies.readline()
+    except OSError:
+        first = ""
     if not first.strip():  # the worker stopped before it took the call: run it here
         return None
     child = int(first)

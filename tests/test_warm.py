@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,25 @@ def test_commands_in_the_worker_keep_their_directory_output_and_exit_code(
         [str(script), "warm", "--", "sh", "-c", "exit 3"], cwd=tmp_path, env=env, timeout=300
     )
     assert failing.returncode == 3
+
+
+def test_a_command_runs_where_it_started_when_the_worker_stops_before_taking_it(
+    tmp_path, monkeypatch
+):
+    from stages.warm import SOCKET_ENV, delegate
+
+    path = str(tmp_path / "socket")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    monkeypatch.setenv(SOCKET_ENV, path)
+
+    def stop_at_once():  # a worker whose imports failed: it closes what waits in its backlog
+        connection, _ = listener.accept()
+        connection.close()
+        listener.close()
+
+    worker = threading.Thread(target=stop_at_once)
+    worker.start()
+    assert delegate(["validate"]) is None
+    worker.join()
