@@ -257,10 +257,10 @@ def warm(context: typer.Context) -> None:
         raise _fail("give the command to run, e.g. `mixmerge warm -- dvc repro`", 2)
     from stages.warm import run_warm
 
-    raise typer.Exit(run_warm(context.args, _run_in_worker))
+    raise typer.Exit(run_warm(context.args, run_in_worker))
 
 
-def _run_in_worker(argv: list[str]) -> int:
+def run_in_worker(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     app(args=argv, prog_name="mixmerge")
     return 0

@@ -1,30 +1,43 @@
-"""A warm worker for studies of many small stages: `mixmerge warm -- dvc repro`.
+"""A warm worker for studies of many small stages.
 
 Each stage of a `dvc repro` is a new `mixmerge` process, and importing torch, transformers and
 TRL costs it 2 to 8 s: on the embedded study that is most of the run. The worker imports them
-once; every `mixmerge` command started while it runs hands its arguments, working directory,
-environment and standard streams to it over a Unix socket, and the worker forks a child that
-runs the command and reports its exit code. Besides the CLI, only third-party libraries are
-imported before the fork, so each stage runs the project's current code. Without the worker (a
-plain `dvc repro`), commands run as usual.
+once; every `mixmerge` command it serves hands its arguments, working directory, environment and
+standard streams to it over a Unix socket, and the worker forks a child that runs the command
+and reports its exit code.
+
+Two workers serve stages. `mixmerge warm -- dvc repro` starts one for that command. Without it,
+the first stage of a `dvc repro` or `dvc exp run` (DVC sets `DVC_STAGE` for every stage) starts
+a worker in the background that the later stages share, and that stops once no stage has come
+for `MIXMERGE_WORKER_IDLE` seconds (60 by default); `MIXMERGE_NO_WORKER=1` turns it off. Such a
+worker imports no stage code, so each stage runs the project's current code, and it serves only
+calls from the same Python, packages and environment (a `pip install` or a changed variable
+starts another).
 """
 
 from __future__ import annotations
 
 import array
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 SOCKET_ENV = "MIXMERGE_WORKER"
+OFF_ENV = "MIXMERGE_NO_WORKER"
+IDLE_ENV = "MIXMERGE_WORKER_IDLE"
+# Per call, not per environment: they must not change which worker serves a stage.
+_PER_CALL = {"DVC_STAGE", "PWD", "OLDPWD", "SHLVL", "_"}
 _STREAMS = 3  # stdin, stdout, stderr travel with the request
 
 
@@ -48,16 +61,66 @@ def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(data), list(fds)
 
 
-def delegate(argv: Sequence[str]) -> int | None:
-    """Run `mixmerge argv` in the worker, if one serves this environment: its exit code, or
-    None when there is no worker to ask."""
-    path = os.environ.get(SOCKET_ENV)
-    if not path or not Path(path).exists():
-        return None
+def _connect(path: str | Path) -> socket.socket | None:
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        connection.connect(path)
+        connection.connect(str(path))
     except OSError:
+        connection.close()
+        return None
+    return connection
+
+
+def _environment_key() -> str:
+    """Which stage worker may serve this process: the same Python, the same installed
+    packages and the same environment, since libraries read variables when imported."""
+    packages = Path(sysconfig.get_paths()["purelib"])
+    variables = sorted((k, v) for k, v in os.environ.items() if k not in _PER_CALL)
+    identity = repr((sys.executable, packages.stat().st_mtime_ns, variables))
+    return hashlib.sha256(identity.encode()).hexdigest()[:20]
+
+
+def _stage_worker() -> socket.socket | None:
+    """A connection to the worker of this run's stages, started by the first stage."""
+    folder = Path(tempfile.gettempdir()) / f"mixmerge-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    owner = folder.stat()
+    if owner.st_uid != os.getuid() or owner.st_mode & 0o077:
+        return None  # a worker there could be anyone's, and it would get our environment
+    path = folder / f"{_environment_key()}.socket"
+    with open(folder / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # stages run in parallel start one worker
+        connection = _connect(path)
+        if connection is not None:
+            return connection
+        path.unlink(missing_ok=True)  # left by a worker that did not stop cleanly
+        subprocess.Popen(
+            [sys.executable, "-m", "stages.warm", str(path)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd="/", start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not path.exists():  # it binds before its imports
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+        return _connect(path)
+
+
+def _worker_connection() -> socket.socket | None:
+    explicit = os.environ.get(SOCKET_ENV)
+    if explicit:
+        return _connect(explicit) if Path(explicit).exists() else None
+    if os.environ.get("DVC_STAGE") and os.environ.get(OFF_ENV, "") in ("", "0"):
+        return _stage_worker()
+    return None
+
+
+def delegate(argv: Sequence[str]) -> int | None:
+    """Run `mixmerge argv` in a worker, when one serves this call (see the module's
+    docstring): its exit code, or None when this process should run the command itself."""
+    connection = _worker_connection()
+    if connection is None:
         return None
     request = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ)}
     replies = connection.makefile()
@@ -89,6 +152,7 @@ def _serve_one(connection: socket.socket, run: Callable[[list[str]], int]) -> No
     os.environ.clear()
     os.environ.update(request["env"])
     os.environ.pop(SOCKET_ENV, None)  # a command the child starts runs on its own
+    os.environ[OFF_ENV] = "1"
     connection.sendall(f"{os.getpid()}\n".encode())
     try:
         code = run(request["argv"])
@@ -105,21 +169,31 @@ def _serve_one(connection: socket.socket, run: Callable[[list[str]], int]) -> No
     os._exit(code)
 
 
-def serve(path: str, run: Callable[[list[str]], int]) -> None:
-    """Import the heavy libraries, then fork a child per connection until terminated."""
+def serve(path: str, run: Callable[[list[str]], int], idle: float | None = None) -> None:
+    """Import the heavy libraries, then fork a child per connection until terminated, or
+    until no connection has come for `idle` seconds."""
     # Listening first lets the command start at once: its first calls wait in the backlog
     # while the imports run.
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
     # What the stages import (their own modules stay unimported, so each runs current code).
+    import pydantic  # noqa: F401
     import safetensors.torch  # noqa: F401
+    import typer  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
     from trl import DPOTrainer, SFTTrainer  # noqa: F401
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped as they end
+    listener.settimeout(idle)
     while True:
-        connection, _ = listener.accept()
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            Path(path).unlink(missing_ok=True)
+            listener.close()
+            return
+        connection.settimeout(None)
         if os.fork() == 0:
             listener.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -149,3 +223,16 @@ def run_warm(command: Sequence[str], run: Callable[[list[str]], int]) -> int:
             os.waitpid(server, 0)
         Path(path).unlink(missing_ok=True)
         os.rmdir(folder)
+
+
+def _run_current_cli(argv: list[str]) -> int:
+    from stages.cli import run_in_worker  # in the child: the project's code as it is now
+
+    return run_in_worker(argv)
+
+
+if __name__ == "__main__":  # a stage worker, started by `_stage_worker`
+    from stages.core.offline import go_offline
+
+    go_offline()  # before the libraries read the variables, as the CLI does
+    serve(sys.argv[1], _run_current_cli, idle=float(os.environ.get(IDLE_ENV) or 60))

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,40 @@ def test_a_command_runs_where_it_started_when_the_worker_stops_before_taking_it(
     worker.start()
     assert delegate(["validate"]) is None
     worker.join()
+
+
+def test_dvc_stages_share_a_worker_the_first_one_starts_and_that_stops_when_idle(
+    tmp_path, small_raw, write_params
+):
+    write_params(small_raw)
+    script = Path(sys.executable).with_name("mixmerge")
+    workers = tmp_path / "tmp" / f"mixmerge-{os.getuid()}"
+    (tmp_path / "tmp").mkdir()
+    # What DVC sets for a stage's command, and a short idle time for the test.
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "DVC_STAGE": "validate"}
+    env.update({"MIXMERGE_WORKER_IDLE": "10"})
+    env.pop("MIXMERGE_WORKER", None)
+    env.pop("MIXMERGE_NO_WORKER", None)
+
+    def validate(**extra):
+        return subprocess.run(
+            [str(script), "validate"], cwd=tmp_path, env={**env, **extra},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    first = validate()
+    assert first.returncode == 0 and "valid (3 languages" in first.stdout, first.stderr
+    sockets = list(workers.glob("*.socket"))
+    assert len(sockets) == 1  # started by the first stage, still serving
+    second = validate()
+    assert second.returncode == 0 and second.stdout == first.stdout
+    assert list(workers.glob("*.socket")) == sockets  # the same worker served it
+    assert validate(OTHER="1").returncode == 0  # another environment, another worker
+    assert set(workers.glob("*.socket")) - set(sockets)
+    deadline = time.monotonic() + 30
+    while list(workers.glob("*.socket")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not list(workers.glob("*.socket"))  # every worker stopped once idle
+
+    off = validate(MIXMERGE_NO_WORKER="1")
+    assert off.returncode == 0 and not list(workers.glob("*.socket"))
