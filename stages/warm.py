@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import array
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -88,6 +87,8 @@ def _stage_worker() -> socket.socket | None:
     if owner.st_uid != os.getuid() or owner.st_mode & 0o077:
         return None  # a worker there could be anyone's, and it would get our environment
     path = folder / f"{_environment_key()}.socket"
+    import fcntl  # POSIX only, like the worker: imported here so the module loads anywhere
+
     with open(folder / "start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # stages run in parallel start one worker
         connection = _connect(path)
@@ -111,7 +112,8 @@ def _worker_connection() -> socket.socket | None:
     explicit = os.environ.get(SOCKET_ENV)
     if explicit:
         return _connect(explicit) if Path(explicit).exists() else None
-    if os.environ.get("DVC_STAGE") and os.environ.get(OFF_ENV, "") in ("", "0"):
+    on = os.environ.get(OFF_ENV, "") in ("", "0") and os.name == "posix"
+    if os.environ.get("DVC_STAGE") and on:
         return _stage_worker()
     return None
 
