@@ -87,6 +87,8 @@ def _stage_worker() -> socket.socket | None:
     if owner.st_uid != os.getuid() or owner.st_mode & 0o077:
         return None  # a worker there could be anyone's, and it would get our environment
     path = folder / f"{_environment_key()}.socket"
+    if len(str(path)) > 100:  # past what a Unix socket's address holds on some systems
+        return None
     import fcntl  # POSIX only, like the worker: imported here so the module loads anywhere
 
     with open(folder / "start.lock", "w") as lock:
@@ -95,15 +97,15 @@ def _stage_worker() -> socket.socket | None:
         if connection is not None:
             return connection
         path.unlink(missing_ok=True)  # left by a worker that did not stop cleanly
-        subprocess.Popen(
+        worker = subprocess.Popen(
             [sys.executable, "-m", "stages.warm", str(path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             cwd="/", start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while not path.exists():  # it binds before its imports
-            if time.monotonic() > deadline:
-                return None
+            if worker.poll() is not None or time.monotonic() > deadline:
+                return None  # it could not start: this stage runs on its own
             time.sleep(0.01)
         return _connect(path)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -70,10 +72,10 @@ def test_dvc_stages_share_a_worker_the_first_one_starts_and_that_stops_when_idle
 ):
     write_params(small_raw)
     script = Path(sys.executable).with_name("mixmerge")
-    workers = tmp_path / "tmp" / f"mixmerge-{os.getuid()}"
-    (tmp_path / "tmp").mkdir()
+    temporary = Path(tempfile.mkdtemp(prefix="mm-"))  # short: a socket address is short
+    workers = temporary / f"mixmerge-{os.getuid()}"
     # What DVC sets for a stage's command, and a short idle time for the test.
-    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "DVC_STAGE": "validate"}
+    env = {**os.environ, "TMPDIR": str(temporary), "DVC_STAGE": "validate"}
     env.update({"MIXMERGE_WORKER_IDLE": "10"})
     env.pop("MIXMERGE_WORKER", None)
     env.pop("MIXMERGE_NO_WORKER", None)
@@ -100,3 +102,8 @@ def test_dvc_stages_share_a_worker_the_first_one_starts_and_that_stops_when_idle
 
     off = validate(MIXMERGE_NO_WORKER="1")
     assert off.returncode == 0 and not list(workers.glob("*.socket"))
+    shutil.rmtree(temporary)
+    too_deep = tmp_path / ("d" * 60)  # a socket there would be past an address's length
+    too_deep.mkdir()
+    assert validate(TMPDIR=str(too_deep)).returncode == 0
+    assert not list(too_deep.glob("*/*.socket"))
