@@ -117,6 +117,13 @@ TINY = {
 }
 
 
+def tiny_evaluated() -> dict:
+    """A copy of TINY whose evaluation runs at test speed: short answers, a small bootstrap."""
+    raw = copy.deepcopy(TINY)
+    raw["evaluation"] = {"generation": {"max_new_tokens": 16}, "bootstrap": {"samples": 200}}
+    return raw
+
+
 def write(root: Path, raw: dict) -> Path:
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

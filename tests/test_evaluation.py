@@ -25,7 +25,7 @@ from stages.evaluation import metrics, verdicts
 from stages.judging import prompts
 from stages.judging.items import Pair, Response
 from stages.judging.rule import RuleJudge
-from tests.conftest import REPO, TINY, inside
+from tests.conftest import REPO, TINY, inside, tiny_evaluated
 
 KEY_ENV = "MIXMERGE_TEST_JUDGE_KEY"
 KEY = "sk-test-0123456789-never-written"
@@ -295,18 +295,12 @@ def test_an_unset_or_wrong_key_or_an_endpoint_that_is_down_is_refused(
 # --- the stage -----------------------------------------------------------------------------
 
 
-def rule_params() -> dict:
-    raw = json.loads(json.dumps(TINY))
-    raw["evaluation"] = {"generation": {"max_new_tokens": 16}, "bootstrap": {"samples": 200}}
-    return raw
-
-
 @pytest.fixture(scope="session")
 def evaluated(tiny_study, tmp_path_factory):
     """The tiny study with an SFT model, evaluated with the rule judge."""
     root = tmp_path_factory.mktemp("evaluated")
     shutil.copytree(tiny_study, root, dirs_exist_ok=True, symlinks=True)
-    params = validate_params(rule_params())
+    params = validate_params(tiny_evaluated())
     with inside(root):
         train.run(params, "sft", "mix15")
         base = evaluate.run(params, "base")
@@ -336,11 +330,11 @@ def test_the_stage_writes_generations_judgments_and_metrics_per_language(evaluat
 
 def test_generations_are_reused_until_the_model_or_settings_change(evaluated):
     root, _, _ = evaluated
-    params = validate_params(rule_params())
+    params = validate_params(tiny_evaluated())
     with inside(root):
         again = evaluate.run(params, "sft/mix15")
         assert again["generated"] == 0
-        changed = rule_params()
+        changed = tiny_evaluated()
         changed["evaluation"]["generation"]["max_new_tokens"] = 8
         assert evaluate.run(validate_params(changed), "sft/mix15")["generated"] == 40
         evaluate.run(params, "sft/mix15")
@@ -394,7 +388,7 @@ def test_bad_inputs_are_refused_before_any_metrics_are_written(
     study = tmp_path / "study"
     shutil.copytree(root, study, symlinks=True)
     shutil.rmtree(study / "reports/eval")
-    params = validate_params(rule_params())
+    params = validate_params(tiny_evaluated())
     with inside(study):
         broken = Path("models/sft/broken")
         shutil.copytree("models/sft/mix15", broken)

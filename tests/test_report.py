@@ -11,7 +11,7 @@ import pytest
 from stages import evaluate, merge, report, train
 from stages.core.config import validate_params
 from stages.reporting import claims, plots, tables
-from tests.conftest import TINY, inside
+from tests.conftest import inside, tiny_evaluated
 
 
 def test_the_pareto_front_keeps_the_models_nothing_beats_on_both_axes():
@@ -53,33 +53,27 @@ def test_a_claim_is_supported_contradicted_or_inconclusive_by_its_intervals():
 
 
 def study_params() -> dict:
-    raw = json.loads(json.dumps(TINY))
+    raw = tiny_evaluated()
     raw["sft"]["mix100"] = {"mixture": "mix100", "init": "base"}
-    linear = {"method": "linear", "stage": "sft"}
+
+    def linear(safety_weight: float) -> dict:
+        models = [
+            {"model": "sft/mix15", "weight": 1 - safety_weight},
+            {"model": "sft/mix100", "weight": safety_weight},
+        ]
+        return {"method": "linear", "stage": "sft", "models": models}
+
     raw["merges"] = {
-        "half": linear
-        | {
-            "models": [
-                {"model": "sft/mix15", "weight": 0.5},
-                {"model": "sft/mix100", "weight": 0.5},
-            ]
-        },  # noqa: E501
-        "quarter": linear
-        | {
-            "models": [
-                {"model": "sft/mix15", "weight": 0.75},
-                {"model": "sft/mix100", "weight": 0.25},
-            ]
-        },  # noqa: E501
+        "half": linear(0.5),
+        "quarter": linear(0.25),
         "ties": {
             "method": "ties",
             "stage": "sft",
             "base": "base",
             "models": [{"model": "sft/mix15"}, {"model": "sft/mix100"}],
             "parameters": {"density": 0.5},
-        },  # noqa: E501
+        },
     }
-    raw["evaluation"] = {"generation": {"max_new_tokens": 16}, "bootstrap": {"samples": 200}}
     raw["report"] = {
         "baseline": {"sft": "sft/mix15"},
         "objective": {
