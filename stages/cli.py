@@ -257,7 +257,7 @@ def warm(context: typer.Context) -> None:
         raise _fail("give the command to run, e.g. `mixmerge warm -- dvc repro`", 2)
     from stages.warm import run_warm
 
-    raise typer.Exit(run_warm(context.args, run_in_worker))
+    raise typer.Exit(run_warm(context.args))
 
 
 def run_in_worker(argv: list[str]) -> int:

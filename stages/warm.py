@@ -29,7 +29,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 SOCKET_ENV = "MIXMERGE_WORKER"
@@ -146,7 +146,7 @@ def delegate(argv: Sequence[str]) -> int | None:
     return int(reply) if reply.strip() else 1
 
 
-def _serve_one(connection: socket.socket, run: Callable[[list[str]], int]) -> None:
+def _serve_one(connection: socket.socket) -> None:
     """In a forked child: become the client's process, run its command, report the code."""
     request, fds = _receive(connection)
     for target, fd in enumerate(fds[:_STREAMS]):
@@ -159,7 +159,7 @@ def _serve_one(connection: socket.socket, run: Callable[[list[str]], int]) -> No
     os.environ[OFF_ENV] = "1"
     connection.sendall(f"{os.getpid()}\n".encode())
     try:
-        code = run(request["argv"])
+        code = _run_cli(request["argv"])
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException:  # the traceback goes to the client's stderr, as it would
@@ -173,7 +173,7 @@ def _serve_one(connection: socket.socket, run: Callable[[list[str]], int]) -> No
     os._exit(code)
 
 
-def serve(path: str, run: Callable[[list[str]], int], idle: float | None = None) -> None:
+def serve(path: str, idle: float | None = None) -> None:
     """Import the heavy libraries, then fork a child per connection until terminated, or
     until no connection has come for `idle` seconds."""
     # Listening first lets the command start at once: its first calls wait in the backlog
@@ -201,18 +201,18 @@ def serve(path: str, run: Callable[[list[str]], int], idle: float | None = None)
         if os.fork() == 0:
             listener.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _serve_one(connection, run)
+            _serve_one(connection)
         connection.close()
 
 
-def run_warm(command: Sequence[str], run: Callable[[list[str]], int]) -> int:
+def run_warm(command: Sequence[str]) -> int:
     """Run `command` (e.g. `dvc repro`) with a worker serving the `mixmerge` calls it makes."""
     folder = tempfile.mkdtemp(prefix="mixmerge-worker-")
     path = os.path.join(folder, "socket")
     server = os.fork()
     if server == 0:
         try:
-            serve(path, run)
+            serve(path)
         finally:
             os._exit(0)
     try:
@@ -229,8 +229,8 @@ def run_warm(command: Sequence[str], run: Callable[[list[str]], int]) -> int:
         os.rmdir(folder)
 
 
-def _run_current_cli(argv: list[str]) -> int:
-    from stages.cli import run_in_worker  # in the child: the project's code as it is now
+def _run_cli(argv: list[str]) -> int:
+    from stages.cli import run_in_worker  # in a stage worker's child: the code as it is now
 
     return run_in_worker(argv)
 
@@ -239,4 +239,4 @@ if __name__ == "__main__":  # a stage worker, started by `_stage_worker`
     from stages.core.offline import go_offline
 
     go_offline()  # before the libraries read the variables, as the CLI does
-    serve(sys.argv[1], _run_current_cli, idle=float(os.environ.get(IDLE_ENV) or 60))
+    serve(sys.argv[1], idle=float(os.environ.get(IDLE_ENV) or 60))
