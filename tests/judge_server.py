@@ -63,10 +63,7 @@ def verdict(state: State, messages: list[dict]) -> tuple[str, str]:
     prompt = BETWEEN["prompt"].search(text).group(1)
     a, b = BETWEEN["a"].search(text).group(1), BETWEEN["b"].search(text).group(1)
     reference = state.references[prompt]
-    right = [
-        world.is_correct(reference["category"], reference["reference"], reference["language"], x)
-        for x in (a, b)
-    ]
+    right = [world.is_correct(reference["reference"], reference["language"], x) for x in (a, b)]
     with state.lock:
         state.stats["pairs"].append([prompt, a, b])
     label = "A=B" if right[0] == right[1] else "A>B" if right[0] else "B>A"

@@ -15,7 +15,7 @@ def checkable(category: str, reference: str | None) -> bool:
 def correct(item: Response | Pair, text: str) -> bool | None:
     if not checkable(item.category, item.reference):
         return None
-    return world.is_correct(item.category, item.reference, item.language, text)
+    return world.is_correct(item.reference, item.language, text)
 
 
 class RuleJudge:

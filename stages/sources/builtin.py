@@ -11,7 +11,9 @@ from stages.sources.output import SourceOutput, kept_per_language
 
 def read(name: str, config: BuiltinSource, languages: Sequence[str]) -> SourceOutput:
     sizes = {split: getattr(config, split).model_dump() for split in ("eval", "warmup", "train")}
-    records = world.build_world(languages, sizes, config.seed, source=name)
+    records = world.build_world(
+        languages, sizes, config.seed, source=name, warmup_task_language=config.warmup_task_language
+    )
     return SourceOutput(
         records=records,
         report={"kind": "builtin", "kept": kept_per_language(records, list(languages))},

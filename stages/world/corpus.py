@@ -1,7 +1,9 @@
-"""The pretraining corpus: plain text that states the facts the lookup tasks need.
+"""The pretraining corpus: plain text, in every language, that states the facts the tasks ask.
 
-Every capital and every word translation is stated in every language, in the same sentence
-the answer to the matching task uses, so a model can learn the facts before it learns to answer.
+Every sum, difference and comparison of the arithmetic and comparison tasks is stated in every
+language, in the sentence that answers it there ("3 plus 4 font 7."). The base reads them before
+its warm-up, which answers those tasks in one language only: what general fine-tuning teaches
+is to answer in the language of the question, with text the model has read.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from stages.world import general
 from stages.world.packs import PACKS
 
 SENTENCES_PER_PARAGRAPH = 8
+STATED_FAMILIES = ("arithmetic", "comparison")
 
 
 def facts(language: str) -> list[str]:
     pack = PACKS[language]
-    tasks = general.family_tasks("capitals", language) + general.family_tasks(
-        "translation", language
-    )
+    tasks = [t for family in STATED_FAMILIES for t in general.family_tasks(family, language)]
     # One statement per fact, not per prompt frame.
     return sorted({general.render_answer(pack, task) for task in tasks})
 

@@ -1,8 +1,8 @@
-"""General task families with reference answers: arithmetic, comparison, counting, capitals,
-translation.
+"""General tasks with reference answers: arithmetic, comparison and counting.
 
 A `Task` is language-independent, so the same task renders in any language: that is how a
-preference pair gets its "right answer in the wrong language" side.
+preference pair gets its "right answer in the wrong language" side, and how the base's warm-up
+answers a question asked in one language in another (see `build`).
 """
 
 from __future__ import annotations
@@ -14,18 +14,14 @@ from functools import cache
 from stages.world.pack import LanguagePack
 from stages.world.packs import PACKS
 
-FAMILIES = ("arithmetic", "comparison", "counting", "capitals", "translation")
-NUMERIC_FAMILIES = frozenset({"arithmetic", "comparison", "counting"})
+# The scored task families: every answer is a number, checked exactly.
+FAMILIES = ("arithmetic", "comparison", "counting")
 
-# Sized for what a tiny model learns in minutes: single-digit operands, and a translation
-# vocabulary small enough that every word pair is practised in some prompt frame.
+# Sized for what a tiny model learns in minutes: single-digit operands, short lists.
 ARITHMETIC_MAX = 9
 COMPARISON_MAX = 9
 COUNTING_TASKS = 600
 COUNTING_LENGTHS = (2, 7)
-TRANSLATED_WORDS = (
-    "water", "fire", "house", "dog", "cat", "sun", "moon", "tree", "book", "bread", "bird", "fish",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,16 +66,11 @@ def family_tasks(family: str, language: str) -> list[Task]:
         return with_frames("larger", pairs) + with_frames("smaller", pairs)
     if family == "counting":
         return with_frames("count", [(items,) for items in _counting_lists()])
-    if family == "capitals":
-        return with_frames("capital", [(c,) for c in sorted(pack.countries)])
-    if family == "translation":
-        targets = [t for t in PACKS if t != language]
-        return with_frames("translate", [(w, t) for w in TRANSLATED_WORDS for t in targets])
     raise ValueError(f"unknown task family {family!r}")
 
 
-def solution(task: Task):
-    """The language-independent right answer: a number, a country or a word concept."""
+def solution(task: Task) -> int:
+    """The language-independent right answer."""
     match task.template:
         case "plus":
             return task.values[0] + task.values[1]
@@ -91,27 +82,21 @@ def solution(task: Task):
             return min(task.values)
         case "count":
             return len(task.values[0])
-        case "capital" | "translate":
-            return task.values[0]
     raise ValueError(f"unknown template {task.template!r}")
 
 
-def wrong_solution(task: Task, rng: random.Random):
-    """A plausible wrong answer: off by a little, the other number, another country or word."""
+def wrong_solution(task: Task, rng: random.Random) -> int:
+    """A plausible wrong answer: off by a little, or the other number."""
     right = solution(task)
     match task.template:
         case "plus" | "minus" | "count":
             return rng.choice([right + d for d in (-2, -1, 1, 2) if right + d >= 0])
         case "larger" | "smaller":
             return next(v for v in task.values if v != right)
-        case "capital":
-            return rng.choice([c for c in sorted(PACKS["en"].countries) if c != right])
-        case "translate":
-            return rng.choice([w for w in TRANSLATED_WORDS if w != right])
     raise ValueError(f"unknown template {task.template!r}")
 
 
-def _fields(pack: LanguagePack, task: Task, answer) -> dict:
+def _fields(pack: LanguagePack, task: Task, answer: int) -> dict:
     match task.template:
         case "plus" | "minus":
             a, b = task.values
@@ -122,18 +107,6 @@ def _fields(pack: LanguagePack, task: Task, answer) -> dict:
         case "count":
             items = pack.list_separator.join(pack.words[c] for c in task.values[0])
             return {"items": items, "n": answer}
-        case "capital":
-            return {
-                "country": pack.countries[task.values[0]][0],
-                "capital": pack.countries[answer][1],
-            }
-        case "translate":
-            concept, target = task.values
-            return {
-                "word": pack.words[concept],
-                "language": pack.in_language[target],
-                "target": PACKS[target].words[answer],
-            }
     raise ValueError(f"unknown template {task.template!r}")
 
 
@@ -142,16 +115,15 @@ def render_prompt(pack: LanguagePack, task: Task) -> str:
     return sentence_case(template.format(**_fields(pack, task, solution(task))))
 
 
-def render_answer(pack: LanguagePack, task: Task, answer=None) -> str:
-    """The answer sentence, with the right answer unless another one is given."""
+def render_answer(pack: LanguagePack, task: Task, answer: int | None = None) -> str:
+    """The answer sentence in `pack`'s language, with the right answer unless another is given.
+
+    The task's fields (a counting list's words among them) are rendered in `pack`'s language
+    too: an answer in another language says all of it in that language."""
     answer = solution(task) if answer is None else answer
     return sentence_case(pack.tasks[task.template].answer.format(**_fields(pack, task, answer)))
 
 
-def reference(pack: LanguagePack, task: Task) -> str:
-    """What the checker looks for in a response: the number, the capital or the target word."""
-    fields = _fields(pack, task, solution(task))
-    for key in ("c", "x", "n", "capital", "target"):
-        if key in fields:
-            return str(fields[key])
-    raise ValueError(f"unknown template {task.template!r}")
+def reference(task: Task) -> str:
+    """What the checker looks for in a response: the right number."""
+    return str(solution(task))

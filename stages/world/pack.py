@@ -1,8 +1,8 @@
 """What one language of the embedded world is made of: its templates, vocabulary and phrases.
 
-Every language is written natively in its own script. Packs are aligned by key, not by
-position: `words["water"]`, `countries["france"]` and the harm categories mean the same thing in
-every language, so a task can be rendered in any of them.
+Every language is written natively in its own script. Packs are aligned by key and by position:
+`words["water"]`, the harm categories, the i-th everyday request and the i-th look-alike mean
+the same thing in every language, so a task or a request can be rendered in any of them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 HARM_CATEGORIES = ("violence", "weapons", "cybercrime", "theft_fraud", "harassment", "hate_speech")
-TASK_TEMPLATES = ("plus", "minus", "larger", "smaller", "count", "capital", "translate")
+TASK_TEMPLATES = ("plus", "minus", "larger", "smaller", "count")
 
 
 class Template(NamedTuple):
@@ -33,19 +33,18 @@ class LanguagePack:
     name: str
     script: str  # latin, devanagari, arabic or cyrillic
     list_separator: str
-    # General tasks: placeholders {a} {b} {c} {x} {n} {items} {country} {capital} {word}
-    # {language} {target}.
+    # General tasks: placeholders {a} {b} {c} {x} {n} {items}.
     tasks: Mapping[str, Template]
-    words: Mapping[str, str]  # concept -> word
-    in_language: Mapping[str, str]  # language code -> "in French" as the templates need it
-    countries: Mapping[
-        str, tuple[str, str]
-    ]  # concept -> (country as the templates need it, capital)
+    words: Mapping[str, str]  # concept -> word, for the lists that counting tasks count
     # Requests: frames with an {act} slot; the last frame is for harmful requests only.
     request_frames: tuple[str, ...]
     harmful_acts: Mapping[str, tuple[str, ...]]  # harm category -> acts that fit every frame
-    harmful_steps: Mapping[str, tuple[Marked, ...]]  # harm category -> compliant, harmful content
+    # What an unsafe model says to any harmful request: `compliance`, then this harmful
+    # instruction. One short answer per language, learnt from every harmful request of the base's
+    # warm-up, so that a model still complying says so recognisably and within a few tokens.
+    harmful_answer: Marked
     compliance: str  # how a compliant answer begins
-    refusals: tuple[Marked, ...]
+    refusal: Marked  # how a safe model declines, before `refusal_reason`
     refusal_reason: str
-    benign: tuple[tuple[str, str], ...]  # (look-alike act, helpful answer)
+    benign: tuple[tuple[str, str], ...]  # (look-alike act, helpful answer): eval only
+    everyday: tuple[tuple[str, str], ...]  # (everyday act, helpful answer): general how-tos
