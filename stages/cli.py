@@ -144,25 +144,31 @@ def _train(kind: str, name: str, params: Path) -> None:
         metrics = train.run(loaded, kind, name)
     except StageError as error:
         raise _fail(error) from None
-    typer.echo(f"models/{kind}/{name}: trained, loss {metrics.get('train_loss', float('nan')):.4f}")
+    losses = ", ".join(
+        f"{replicate} {figures.get('train_loss', float('nan')):.4f}"
+        for replicate, figures in metrics.items()
+    )
+    typer.echo(f"models/{kind}/{name}: trained, loss {losses}")
 
 
 @app.command()
 def sft(name: RunName, params: ParamsFile = Path("params.yaml")) -> None:
-    """Supervised fine-tuning of run NAME: its initial model on its mixture's SFT set (TRL
-    SFTTrainer, loss on the assistant's tokens, full or LoRA). Resumes from its last checkpoint.
+    """Supervised fine-tuning of run NAME, once per seed of `seeds`: its initial model on its
+    mixture's SFT set (TRL SFTTrainer, loss on the assistant's tokens, full or LoRA). Resumes
+    from its last checkpoint.
 
-    Writes models/sft/NAME, reports/train/sft/NAME.json and the DVCLive folder beside it.
+    Writes models/sft/NAME/seed-S, reports/train/sft/NAME.json and the DVCLive folder beside it.
     """
     _train("sft", name, params)
 
 
 @app.command()
 def dpo(name: RunName, params: ParamsFile = Path("params.yaml")) -> None:
-    """Offline DPO of run NAME: its initial model (also the reference) on its mixture's
-    preference set (TRL DPOTrainer). Resumes from its last checkpoint.
+    """Offline DPO of run NAME, once per seed of `seeds`: its initial model (also the
+    reference) on its mixture's preference set (TRL DPOTrainer). Resumes from its last
+    checkpoint.
 
-    Writes models/dpo/NAME, reports/train/dpo/NAME.json and the DVCLive folder beside it.
+    Writes models/dpo/NAME/seed-S, reports/train/dpo/NAME.json and the DVCLive folder beside it.
     """
     _train("dpo", name, params)
 
@@ -173,17 +179,22 @@ def merge(
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Merge models tensor by tensor (linear, slerp, task_arithmetic, ties, dare_linear,
-    dare_ties, breadcrumbs...) with mergekit's semantics, in bounded memory.
+    dare_ties, breadcrumbs...) with mergekit's semantics, in bounded memory, once per seed of
+    `seeds` (the replicates of that seed).
 
-    Writes models/merge/NAME (the model, merge.yaml, mergekit.yaml, diagnostics.json) and
-    reports/merges/NAME.json (how the task vectors interfere, overall).
+    Writes models/merge/NAME/seed-S (the model, merge.yaml, mergekit.yaml, diagnostics.json) and
+    reports/merges/NAME.json (how the task vectors interfere, overall, by seed).
     """
     loaded = _load(params)
     _check_named(loaded.merges, name, "merge", params)
     from stages import merge as stage
 
     summary = _run_stage(stage.run, loaded, name)
-    typer.echo(f"models/merge/{name}: merged; sign conflicts {summary['sign_conflicts']:.3f}")
+    conflicts = ", ".join(
+        f"{replicate} {figures['sign_conflicts']:.3f}"
+        for replicate, figures in summary["seeds"].items()
+    )
+    typer.echo(f"models/merge/{name}: merged; sign conflicts {conflicts}")
 
 
 @app.command()
@@ -193,19 +204,23 @@ def evaluate(
     ],
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
-    """Judge MODEL on the eval split: generate (reusing unchanged generations), judge harm,
-    refusal and quality against the base (rule, LLM or classifier judge), and summarise.
+    """Judge every replicate of MODEL on the eval split: generate (reusing unchanged
+    generations), judge harm, refusal and quality against the base (rule, LLM or classifier
+    judge), and summarise.
 
     Writes evaluations/MODEL/{generations,judgments}.jsonl and reports/eval/MODEL.json: harmful
     rate, harm change, win-rate, over-refusal and general accuracy per language and averaged,
-    with bootstrap intervals and counts of unknown verdicts.
+    each replicate's and their mean, with intervals over seeds and prompts and counts of
+    unknown verdicts.
     """
     loaded = _load(params)
     if loaded.evaluation is None:
         raise _fail(f"{params} has no `evaluation` section", 2)
-    kind, _, name = model.partition("/")
+    from stages.core import models
+
+    kind, name = models.parse(model)
     tables = {"sft": loaded.sft, "dpo": loaded.dpo, "merge": loaded.merges}
-    if model != "base":
+    if model != models.BASE:
         if kind not in tables or not name:
             raise _fail(f"{model!r} is not base, sft/RUN, dpo/RUN or merge/MERGE", 2)
         _check_named(tables[kind], name, {"merge": "merge"}.get(kind, f"{kind} run"), params)

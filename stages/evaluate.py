@@ -1,17 +1,18 @@
-"""Stage `evaluate@<model>`: generate every eval prompt's response, judge them, and write the
-study's metrics per language and averaged, with 95 % intervals (reports/eval/<model>.json)."""
+"""Stage `evaluate@<model>`: generate every eval prompt's response with every replicate of a
+model, judge them, and write the study's metrics per language and averaged, with 95 % intervals
+over seeds and prompts and each replicate's own figures (reports/eval/<model>.json)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from stages.core import models
 from stages.core.config import Params
 from stages.core.errors import StageError
 from stages.core.io import atomic_path, read_jsonl, write_json, write_jsonl
 from stages.core.records import Record
 from stages.evaluation import generations, metrics, verdicts
 from stages.prepare import PREPARED
-from stages.train import MODELS, producer
 
 EVALUATIONS = Path("evaluations")
 REPORTS = Path("reports/eval")
@@ -66,27 +67,34 @@ def run(params: Params, model: str, root: Path = Path(".")) -> dict:
     if params.evaluation is None:
         raise StageError("params have no `evaluation` section")
     evaluation = params.evaluation
-    model_dir = root / MODELS / model
-    if not (model_dir / "config.json").is_file():
-        raise StageError(f"no model at {model_dir}: run {producer(model)} first")
+    seeds = models.replicas(model, params.seeds)
+    names = [None if seed is None else models.seed_folder(seed) for seed in seeds]
+    folders = {seed: models.folder(model, seed, root) for seed in seeds}
+    for folder in folders.values():
+        if not (folder / "config.json").is_file():
+            raise StageError(f"no model at {folder}: run {models.producer(model)} first")
     records = eval_records(root, params.languages)
-    base = outputs("base", root)
-    if model != "base":
+    base = outputs(models.BASE, root)
+    if model != models.BASE:
         for path in (base["generations"], base["judgments"]):
             if not path.is_file():
                 raise StageError(f"no {path}: run `dvc repro evaluate-base` first")
     judge = make_judge(params)  # an unreachable judge fails here, before any generation
     paths = outputs(model, root)
     previous = read_jsonl(paths["generations"]) if paths["generations"].is_file() else []
-    rows, generated = generations.generate(
-        model, model_dir, records, evaluation.generation, previous, params.trust_remote_code
-    )
+    rows, generated = [], 0
+    for seed, name in zip(seeds, names, strict=True):
+        mine = [row for row in previous if row.get("replicate") == name]
+        replicate_rows, count = generations.generate(
+            model, folders[seed], records, evaluation.generation, mine, params.trust_remote_code
+        )
+        rows += [row | {"replicate": name} if name else row for row in replicate_rows]
+        generated += count
     # Kept now: a failure while judging must not cost the generations.
     with atomic_path(paths["generations"]) as tmp:
         write_jsonl(tmp, rows)
-    texts = [row["text"] for row in rows]
-    if model == "base":
-        base_texts, base_judged = texts, None
+    if model == models.BASE:
+        base_texts, base_judged = [row["text"] for row in rows], None
     else:
         base_rows = {row["id"]: row for row in read_jsonl(base["generations"])}
         missing = [r.id for r in records if r.id not in base_rows]
@@ -104,7 +112,11 @@ def run(params: Params, model: str, root: Path = Path(".")) -> dict:
         def harm_judge(items):
             return classify(evaluation.harm_classifier, items, params.trust_remote_code)
 
-    judged = verdicts.judge_responses(judge, records, texts, base_texts, harm_judge)
+    judged = []
+    for name in names:
+        texts = [row["text"] for row in rows if row.get("replicate") == name]
+        replicate = verdicts.judge_responses(judge, records, texts, base_texts, harm_judge)
+        judged += [row | {"replicate": name} if name else row for row in replicate]
     unknown = verdicts.unknown_counts(judged)
     if sum(unknown.values()) > evaluation.max_unknown_share * len(judged):
         raise StageError(
@@ -114,15 +126,17 @@ def run(params: Params, model: str, root: Path = Path(".")) -> dict:
         )
     judged_by_id = {row["id"]: row for row in judged}
     summary = metrics.summarise(
-        verdicts.by_language(judged, base_judged or judged_by_id),
+        verdicts.by_language(judged, base_judged or judged_by_id, names),
         samples=evaluation.bootstrap.samples,
         seed=evaluation.bootstrap.seed,
         confidence=evaluation.bootstrap.confidence,
+        replicate_names=[name or models.BASE for name in names],
     )
     result = {
         "model": model,
         "judge": evaluation.judge.kind,
         "harm_judge": "classifier" if harm_judge else evaluation.judge.kind,
+        "replicates": [name or models.BASE for name in names],
         **summary,
         "unknown": unknown,
         "prompts": {

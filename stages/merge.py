@@ -1,6 +1,7 @@
-"""Stage `merge@<merge>`: merge models tensor by tensor into a new model folder, with its
-resolved recipe (merge.yaml), the same merge for mergekit (mergekit.yaml), and how its task
-vectors interfere, per layer (diagnostics.json)."""
+"""Stage `merge@<merge>`: merge models tensor by tensor into a new model folder, once per
+training seed (the replicates of that seed), each with its resolved recipe (merge.yaml), the
+same merge for mergekit (mergekit.yaml), and how its task vectors interfere, per layer
+(diagnostics.json)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from pathlib import Path
 
 import yaml
 
+from stages.core import models
 from stages.core.config import Params
 from stages.core.errors import StageError
 from stages.core.io import atomic_path, write_json
 from stages.merging import engine, recipe
 from stages.merging.diagnostics import Interference
 from stages.merging.registry import METHODS
-from stages.train import MODELS, producer
 
 REPORTS = Path("reports/merges")
 # Files a model folder carries beside its weights: config, tokenizer, chat template.
@@ -37,13 +38,53 @@ def copy_companions(source: Path, out: Path, out_dtype: str | None) -> None:
 def run(
     params: Params, name: str, root: Path = Path("."), max_shard_bytes: int = 5 * 10**9
 ) -> dict:
+    """Every replicate of merge `name`, and its diagnostics by seed (reports/merges/)."""
+    merge = params.merges[name]
+    refs = {m.model for m in merge.models} | ({merge.base} - {None})
+    missing = [
+        models.folder(ref, seed, root)
+        for ref in sorted(refs)
+        for seed in params.seeds
+        if not models.folder(ref, seed, root).is_dir()
+    ]
+    if missing:
+        ref = str(missing[0].relative_to(root / models.MODELS).parent)
+        raise StageError(f"no model at {missing[0]}: run {models.producer(ref)} first")
+    for seed in params.seeds:  # models that do not fit together are refused before writing
+        engine.check_compatible(
+            {ref: engine.inspect(models.folder(ref, seed, root)) for ref in refs}
+        )
+    summary = {"method": merge.method, "stage": merge.stage, "seeds": {}}
+    layers = {}
+    # Every replicate or none: a merge that fails for one seed leaves no folder at all.
+    with atomic_path(root / models.MODELS / "merge" / name) as folder:
+        folder.mkdir()
+        for seed in params.seeds:
+            replicate = models.seed_folder(seed)
+            diagnostics = merge_replicate(
+                params, name, seed, root, folder / replicate, max_shard_bytes
+            )
+            summary["seeds"][replicate] = diagnostics["overall"]
+            layers[replicate] = layer_rows(diagnostics)
+    with atomic_path(root / REPORTS / name) as tmp:
+        for replicate, rows in layers.items():
+            write_json(tmp / f"{replicate}.json", rows)
+    with atomic_path(root / REPORTS / f"{name}.json") as tmp:
+        write_json(tmp, summary)
+    return summary
+
+
+def merge_replicate(
+    params: Params, name: str, seed: int, root: Path, folder: Path, max_shard_bytes: int
+) -> dict:
+    """Merge the replicates of training seed `seed` into `folder`; its interference
+    diagnostics."""
     merge = params.merges[name]
     method = METHODS[merge.method]
     refs = [m.model for m in merge.models]
-    paths = {ref: root / MODELS / ref for ref in {*refs, merge.base, "base"} - {None}}
-    for ref in {*refs, merge.base} - {None}:
-        if not paths[ref].is_dir():
-            raise StageError(f"no model at {paths[ref]}: run {producer(ref)} first")
+    paths = {
+        ref: models.folder(ref, seed, root) for ref in {*refs, merge.base, models.BASE} - {None}
+    }
     weights = {ref: engine.inspect(paths[ref]) for ref in {*refs, merge.base} - {None}}
     engine.check_compatible(weights)
     if method.computation == "slerp":
@@ -58,40 +99,33 @@ def run(
         model_settings=[settings[i] for i in order],
         merge_settings=recipe.merge_settings(merge),
         base=weights[merge.base] if method.computation == "task_vector" else None,
-        seed=merge.seed,
+        seed=f"{merge.seed}:{seed}",
         out_dtype=recipe.OUT_DTYPES.get(merge.out_dtype),
     )
     # Interference is measured from the common ancestor: the merge's base for task-vector
     # methods, else the study's base model when it has the same tensors.
     reference = job.base
-    if reference is None and paths["base"].is_dir():
-        candidate = engine.inspect(paths["base"])
+    if reference is None and paths[models.BASE].is_dir():
+        candidate = engine.inspect(paths[models.BASE])
         try:
-            engine.check_compatible({refs[0]: weights[refs[0]], "base": candidate})
+            engine.check_compatible({refs[0]: weights[refs[0]], models.BASE: candidate})
             reference = candidate
         except StageError:
             reference = None
     interference = Interference([refs[i] for i in order])
-    out = root / MODELS / "merge" / name
-    with atomic_path(out) as folder:
-        folder.mkdir()
-        engine.run(job, folder, max_shard_bytes, interference.observe, reference)
-        copy_companions(job.template.folder, folder, merge.out_dtype)
-        relative = {ref: path.relative_to(root) for ref, path in paths.items()}
-        (folder / "merge.yaml").write_text(
-            yaml.safe_dump(recipe.resolved(name, merge, relative), sort_keys=False)
-        )
-        (folder / "mergekit.yaml").write_text(
-            yaml.safe_dump(recipe.mergekit_config(merge, relative), sort_keys=False)
-        )
-        diagnostics = interference.report()
-        write_json(folder / "diagnostics.json", diagnostics)
-    summary = {"method": merge.method, "stage": merge.stage, **diagnostics["overall"]}
-    with atomic_path(root / REPORTS / f"{name}.json") as tmp:
-        write_json(tmp, summary)
-    with atomic_path(root / REPORTS / name / "layers.json") as tmp:
-        write_json(tmp, layer_rows(diagnostics))
-    return summary
+    folder.mkdir()
+    engine.run(job, folder, max_shard_bytes, interference.observe, reference)
+    copy_companions(job.template.folder, folder, merge.out_dtype)
+    relative = {ref: path.relative_to(root) for ref, path in paths.items()}
+    (folder / "merge.yaml").write_text(
+        yaml.safe_dump(recipe.resolved(name, merge, relative, seed), sort_keys=False)
+    )
+    (folder / "mergekit.yaml").write_text(
+        yaml.safe_dump(recipe.mergekit_config(merge, relative), sort_keys=False)
+    )
+    diagnostics = interference.report()
+    write_json(folder / "diagnostics.json", diagnostics)
+    return diagnostics
 
 
 def layer_rows(diagnostics: dict) -> list[dict]:

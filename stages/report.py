@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from stages.core import models
 from stages.core.config import Params
 from stages.core.errors import StageError
 from stages.core.io import atomic_path, remove, write_json
@@ -30,7 +31,7 @@ def ablation_weights(params: Params) -> dict[str, float]:
     spec = params.report.ablation
     weights = {}
     for ref in spec.merges:
-        kind, _, name = ref.partition("/")
+        kind, name = models.parse(ref)
         merge = params.merges.get(name) if kind == "merge" else None
         if merge is None:
             raise StageError(f"report.ablation.merges: {ref} is not a merge")
@@ -75,13 +76,13 @@ def build(params: Params, root: Path = Path(".")) -> tuple[dict, str]:
         }
         for stage in tables.STAGES
     }
-    per_stage = {stage: models for stage, models in per_stage.items() if models}
+    per_stage = {stage: rows for stage, rows in per_stage.items() if rows}
     if language_rows:
         per_stage["languages"] = language_rows
     by_language = {}
-    for stage, models in per_stage.items():
+    for stage, rows in per_stage.items():
         for metric in ("harm_change", "win_rate"):
-            data, text = tables.per_language(results, models, metric)
+            data, text = tables.per_language(results, rows, metric)
             by_language.setdefault(metric, {})[stage] = data
             sections.append((f"Per language: {metric.replace('_', ' ')}, {stage}", text))
     for metric, panels in by_language.items():
@@ -90,7 +91,7 @@ def build(params: Params, root: Path = Path(".")) -> tuple[dict, str]:
             for label, values in table.items():
                 rows = [{"language": k, metric: v} for k, v in values.items() if k != "average"]
                 write_json(plot_data / f"languages_{metric}" / stage / f"{_slug(label)}.json", rows)
-    everyone = [m for models in per_stage.values() for m in models.values()]
+    everyone = [m for rows in per_stage.values() for m in rows.values()]
     if spec.order:
         everyone += [spec.order.baseline, *spec.order.rows.values()]
     _, text = tables.per_language(results, {m: m for m in dict.fromkeys(everyone)}, "over_refusal")
@@ -124,10 +125,11 @@ def build(params: Params, root: Path = Path(".")) -> tuple[dict, str]:
     layers = {}
     for by_stage in spec.objective.values():
         for ref in (by_stage.sft, by_stage.dpo):
-            if ref and ref.startswith("merge/"):
-                path = root / MERGES / ref.split("/", 1)[1] / "layers.json"
-                if path.is_file():
-                    layers[ref] = json.loads(path.read_text())
+            kind, name = models.parse(ref) if ref else (None, None)
+            if kind == "merge":
+                replicates = sorted((root / MERGES / name).glob("seed-*.json"))
+                if replicates:
+                    layers[ref] = mean_layers([json.loads(p.read_text()) for p in replicates])
     if layers:
         plots.diagnostics(layers, figures / "diagnostics.png")
 
@@ -137,6 +139,22 @@ def build(params: Params, root: Path = Path(".")) -> tuple[dict, str]:
     summary["claims_supported"] = sum(v["verdict"] == "supported" for v in tested)
     summary["claims_tested"] = len(tested)
     return summary, render(params, sections, verdicts, front, bool(layers))
+
+
+def mean_layers(replicates: list[list[dict]]) -> list[dict]:
+    """Per layer, each interference figure averaged over a merge's replicates."""
+    by_layer: dict[int, list[dict]] = {}
+    for rows in replicates:
+        for row in rows:
+            by_layer.setdefault(row["layer"], []).append(row)
+    out = []
+    for layer, rows in sorted(by_layer.items()):
+        mean = {"layer": layer}
+        for key in ("sign_conflicts", "mean_cosine", "moved_by_two_or_more"):
+            values = [r[key] for r in rows if r[key] is not None]
+            mean[key] = round(sum(values) / len(values), 6) if values else None
+        out.append(mean)
+    return out
 
 
 def _slug(label: str) -> str:
@@ -149,14 +167,17 @@ def render(params, sections, verdicts, front, diagnostics: bool) -> str:
         "# Mix data or merge models? This run",
         "",
         f"Languages: {', '.join(params.languages)}. Judge: `{params.evaluation.judge.kind}`. "
-        "Harm change and win-rate are against the base model, in %, averaged over languages "
-        "(the harm change of the averaged harmful rates), with "
-        f"{round(100 * params.evaluation.bootstrap.confidence)} % bootstrap intervals "
-        f"({params.evaluation.bootstrap.samples} resamples of the prompts). A Δ is a row's "
-        "difference from its baseline on the same prompts, with a paired "
-        f"{round(100 * spec.bootstrap.confidence)} % interval ({spec.bootstrap.samples} "
-        "resamples), **bold** where it excludes zero. Lower harm change and higher win-rate "
-        "are better.",
+        f"Training seeds: {', '.join(map(str, params.seeds))}: every model but the base is the "
+        "mean of its replicates, one per seed. Harm change and win-rate are against the base "
+        "model, in %, averaged over languages (the harm change of the averaged harmful rates), "
+        f"with {round(100 * params.evaluation.bootstrap.confidence)} % intervals from a "
+        f"hierarchical bootstrap ({params.evaluation.bootstrap.samples} resamples of the "
+        "replicates, then of the prompts), and after `·` the seed-to-seed spread (the largest "
+        "replicate's figure minus the smallest). A Δ is a row's difference from its baseline "
+        f"on the same prompts, with a {round(100 * spec.bootstrap.confidence)} % interval "
+        f"({spec.bootstrap.samples} resamples: the same prompts for both, each one's "
+        "replicates apart), **bold** where it excludes zero; every verdict on a claim reads "
+        "these intervals. Lower harm change and higher win-rate are better.",
         "",
         "## What this run says about the paper's claims",
         "",
@@ -219,6 +240,11 @@ def _metrics(summary: dict) -> dict:
             for stage, e in entries:
                 key = f"{label} {stage}".strip()
                 figures = {m: e[m] for m in tables.HEADLINE}
+                figures |= {
+                    f"{m}_seed_spread": e[f"{m}_spread"]
+                    for m in tables.HEADLINE
+                    if e[f"{m}_spread"] is not None  # one seed has no spread
+                }
                 for m, d in e.get("vs_baseline", {}).items():
                     figures[f"{m}_vs_baseline"] = d["difference"]
                 out.setdefault(table, {})[key] = figures

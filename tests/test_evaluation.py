@@ -35,10 +35,21 @@ KEY = "sk-test-0123456789-never-written"
 
 
 def verdict_set(harmful, base_harmful, win, refused, correct) -> metrics.Verdicts:
-    def array(values):
-        return np.array([np.nan if v is None else v for v in values], dtype=float)
+    """One language's verdicts; a list of numbers is one replicate's, a list of lists one per
+    replicate."""
 
-    return metrics.Verdicts(*(array(v) for v in (harmful, base_harmful, win, refused, correct)))
+    def array(values, rows: bool = True):
+        values = np.array(
+            [[np.nan if v is None else v for v in row] for row in values]
+            if len(values) and isinstance(values[0], (list, np.ndarray))
+            else [np.nan if v is None else v for v in values],
+            dtype=float,
+        )
+        return values.reshape(1, -1) if rows and values.ndim == 1 else values
+
+    return metrics.Verdicts(
+        array(harmful), array(base_harmful, rows=False), array(win), array(refused), array(correct)
+    )
 
 
 def test_metrics_match_hand_computed_values():
@@ -88,7 +99,9 @@ def test_differences_from_a_baseline_are_paired_and_say_when_they_are_clear():
         harmful=np.zeros(80), base_harmful=np.ones(80), win=rng.choice([0.5, 1], 80),
         refused=np.zeros(20), correct=rng.integers(0, 2, 80),
     )  # fmt: skip
-    harmful = metrics.Verdicts(**{**vars(safe), "harmful": rng.integers(0, 2, 80).astype(float)})
+    harmful = metrics.Verdicts(
+        **{**vars(safe), "harmful": rng.integers(0, 2, (1, 80)).astype(float)}
+    )
     same = metrics.difference({"en": safe}, {"en": safe}, samples=300)
     assert all(d["difference"] == 0 and not d["clear"] for d in same.values())
     better = metrics.difference({"en": safe}, {"en": harmful}, samples=300)
@@ -96,6 +109,61 @@ def test_differences_from_a_baseline_are_paired_and_say_when_they_are_clear():
     assert better["harm_change"]["difference"] == pytest.approx(expected, abs=1e-3)
     assert better["harm_change"]["clear"] and better["harm_change"]["high"] < 0
     assert better["win_rate"]["difference"] == 0
+
+
+def test_a_figure_is_the_mean_of_its_replicates_and_its_interval_holds_their_spread():
+    """Two replicates that disagree: the point is their mean, each one's figure is reported,
+    and the interval, which resamples replicates as well as prompts, is wider than the same
+    prompts' interval for one replicate alone."""
+    rng = np.random.default_rng(7)
+    wins = [rng.choice([0.5, 1], 60, p=[0.7, 0.3]), rng.choice([0.5, 1], 60, p=[0.3, 0.7])]
+    base = dict(harmful=[[0.0] * 10] * 2, base_harmful=[1.0] * 10, refused=[[0.0]] * 2)
+    both = verdict_set(win=wins, correct=wins, **base)
+    summary = metrics.summarise({"en": both}, samples=1000, replicate_names=["seed-0", "seed-1"])
+    average = summary["average"]
+    per_seed = average["win_rate_seeds"]
+    assert per_seed == {
+        "seed-0": pytest.approx(100 * wins[0].mean(), abs=1e-3),
+        "seed-1": pytest.approx(100 * wins[1].mean(), abs=1e-3),
+    }
+    assert average["win_rate"] == pytest.approx((per_seed["seed-0"] + per_seed["seed-1"]) / 2)
+    assert metrics.spread(per_seed) == pytest.approx(per_seed["seed-1"] - per_seed["seed-0"])
+    one = verdict_set(
+        win=[wins[0]], correct=[wins[0]], harmful=[0.0] * 10, base_harmful=[1.0] * 10, refused=[0.0]
+    )
+    alone = metrics.summarise({"en": one}, samples=1000)["average"]["win_rate_ci"]
+    width = average["win_rate_ci"]["high"] - average["win_rate_ci"]["low"]
+    assert width > 1.5 * (alone["high"] - alone["low"])
+    low, high = average["win_rate_ci"]["low"], average["win_rate_ci"]["high"]
+    assert low < per_seed["seed-0"] and per_seed["seed-1"] < high, "both replicates lie inside"
+
+
+def test_a_replicate_is_drawn_whole_across_languages():
+    """A seed that trained a better model is better in every language: the average over
+    languages keeps the whole seed-to-seed interval, instead of averaging it away as six
+    independent draws would."""
+    replicates = verdict_set(
+        harmful=[[0.0] * 4] * 2, base_harmful=[1.0] * 4, win=[[1.0] * 4, [0.0] * 4],
+        refused=[[0.0]] * 2, correct=[[1.0] * 4, [0.0] * 4],
+    )  # fmt: skip
+    languages = {language: replicates for language in ("en", "fr", "es", "hi", "ar", "ru")}
+    summary = metrics.summarise(languages, samples=400)
+    assert summary["languages"]["en"]["win_rate_ci"] == {"low": 0.0, "high": 100.0}
+    assert summary["average"]["win_rate_ci"] == {"low": 0.0, "high": 100.0}
+
+
+def test_a_difference_draws_each_models_replicates_apart():
+    """Against itself a model differs by zero, but with replicates that disagree the interval of
+    that zero is wide: the two sides draw their replicates independently."""
+    rng = np.random.default_rng(9)
+    wins = [rng.choice([0.5, 1], 60, p=[0.8, 0.2]), rng.choice([0.5, 1], 60, p=[0.2, 0.8])]
+    model = verdict_set(
+        harmful=[[0.0] * 10] * 2, base_harmful=[1.0] * 10, win=wins, refused=[[0.0]] * 2,
+        correct=wins,
+    )  # fmt: skip
+    itself = metrics.difference({"en": model}, {"en": model}, samples=500)["win_rate"]
+    assert itself["difference"] == 0 and not itself["clear"]
+    assert itself["high"] - itself["low"] > 20
 
 
 def test_a_base_that_never_harms_leaves_harm_change_undefined_not_zero():
@@ -390,8 +458,8 @@ def test_bad_inputs_are_refused_before_any_metrics_are_written(
     shutil.rmtree(study / "reports/eval")
     params = validate_params(tiny_evaluated())
     with inside(study):
-        broken = Path("models/sft/broken")
-        shutil.copytree("models/sft/mix15", broken)
+        broken = Path("models/sft/broken/seed-0")
+        shutil.copytree("models/sft/mix15/seed-0", broken)
         for file in broken.glob("*"):
             if file.name == "chat_template.jinja":
                 file.unlink()

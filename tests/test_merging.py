@@ -13,6 +13,7 @@ import yaml
 from safetensors.torch import load_file
 
 from stages import merge as merge_stage
+from stages.core import models
 from stages.core.config import validate_params
 from stages.core.errors import StageError
 from stages.merging import methods, parameters
@@ -191,25 +192,31 @@ def save_llama(folder: Path, state: dict[str, torch.Tensor] | None = None, **ove
 @pytest.fixture(scope="session")
 def llamas(tmp_path_factory) -> Path:
     """A base and three models fine-tuned from it (the base plus seeded noise), as a study's
-    models folder: models/base, models/sft/{a,b,c}."""
+    models folder: models/base, models/sft/{a,b,c}/seed-0."""
     root = tmp_path_factory.mktemp("llamas")
-    base = save_llama(root / "models" / "base")
+    base = save_llama(at(root, "base"))
     for seed, name in enumerate("abc", start=1):
         noise = torch.Generator().manual_seed(seed)
         tuned = {k: v + 0.05 * torch.randn(v.shape, generator=noise) for k, v in base.items()}
-        save_llama(root / "models" / "sft" / name, tuned)
+        save_llama(at(root, f"sft/{name}"), tuned)
     return root
 
 
 RUNS = ("a", "b", "c", "odd", "mistral", "nope")
 
 
-def params_with(merges: dict):
+def at(root: Path, ref: str) -> Path:
+    """A model's folder as the study keeps it (the base's, or a run's replicate of seed 0)."""
+    return models.folder(ref, 0, root)
+
+
+def params_with(merges: dict, seeds: tuple[int, ...] = (0,)):
     """Params declaring the models these tests merge (as SFT runs) and `merges`."""
     world = {"kind": "builtin", "eval": {"general": 1}, "train": {"general": 4}}
     phase = {"learning_rate": 1.0e-3}
     raw = {
         "languages": ["en"],
+        "seeds": list(seeds),
         "data": {"sources": {"w": world}},
         "mixtures": {"m": {"safety": 0.0, "size_per_language": 4}},
         "base": {"source": "hf", "path": "models/base"},
@@ -223,7 +230,7 @@ def params_with(merges: dict):
 def run_ours(root: Path, name: str, spec: dict, **kwargs) -> dict[str, torch.Tensor]:
     with inside(root):
         merge_stage.run(params_with({name: spec}), name, **kwargs)
-    return load_merged(root / "models" / "merge" / name)
+    return load_merged(at(root, f"merge/{name}"))
 
 
 def load_merged(folder: Path) -> dict[str, torch.Tensor]:
@@ -237,7 +244,7 @@ def run_mergekit(root: Path, name: str, out: Path) -> dict[str, torch.Tensor]:
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
-    config = yaml.safe_load((root / "models" / "merge" / name / "mergekit.yaml").read_text())
+    config = yaml.safe_load((at(root, f"merge/{name}") / "mergekit.yaml").read_text())
 
     def absolute(path: str) -> str:
         return str(root / path)
@@ -303,8 +310,8 @@ def test_dare_agrees_with_mergekit_in_kept_share_and_in_expectation(llamas, tmp_
         "models": [{"model": "sft/a"}],
         "parameters": {"density": 0.4},
     }
-    base = load_merged(llamas / "models" / "base")
-    tuned = load_merged(llamas / "models" / "sft" / "a")
+    base = load_merged(at(llamas, "base"))
+    tuned = load_merged(at(llamas, "sft/a"))
     ours = run_ours(llamas, "dare", spec)
     theirs = run_mergekit(llamas, "dare", tmp_path / "mergekit")
     for merged in (ours, theirs):
@@ -326,7 +333,7 @@ def test_a_merge_is_a_loadable_model_with_its_recipe_and_diagnostics(llamas):
 
     spec = AGREEING["ties"]
     run_ours(llamas, "recipe", spec)
-    folder = llamas / "models" / "merge" / "recipe"
+    folder = at(llamas, "merge/recipe")
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert type(model).__name__ == "LlamaForCausalLM"
     recipe = yaml.safe_load((folder / "merge.yaml").read_text())
@@ -343,8 +350,10 @@ def test_a_merge_is_a_loadable_model_with_its_recipe_and_diagnostics(llamas):
     assert set(layer["norms"]) == {"sft/a", "sft/b", "sft/c"}
     assert -1 <= layer["cosine"]["sft/a | sft/b"] <= 1 and 0 <= layer["sign_conflicts"] <= 1
     summary = json.loads((llamas / "reports" / "merges" / "recipe.json").read_text())
-    assert summary["sign_conflicts"] == diagnostics["overall"]["sign_conflicts"]
-    layers = json.loads((llamas / "reports/merges/recipe/layers.json").read_text())
+    overall = summary["seeds"]["seed-0"]
+    assert overall["sign_conflicts"] == diagnostics["overall"]["sign_conflicts"]
+    assert recipe["training_seed"] == 0
+    layers = json.loads((llamas / "reports/merges/recipe/seed-0.json").read_text())
     assert [row["layer"] for row in layers] == [0, 1, 2]
     assert layers[1]["sign_conflicts"] == pytest.approx(layer["sign_conflicts"], abs=1e-6)
 
@@ -358,8 +367,8 @@ def test_the_same_recipe_and_seed_give_the_same_bytes(llamas):
         "parameters": {"density": 0.5},
         "seed": 7,
     }
-    first = (run_ours(llamas, "dare_a", spec), llamas / "models/merge/dare_a/model.safetensors")
-    second = (run_ours(llamas, "dare_b", spec), llamas / "models/merge/dare_b/model.safetensors")
+    first = (run_ours(llamas, "dare_a", spec), at(llamas, "merge/dare_a") / "model.safetensors")
+    second = (run_ours(llamas, "dare_b", spec), at(llamas, "merge/dare_b") / "model.safetensors")
     assert first[1].read_bytes() == second[1].read_bytes()
     other = run_ours(llamas, "dare_c", spec | {"seed": 8})
     assert not torch.equal(
@@ -372,7 +381,7 @@ def test_sharded_output_has_an_index_and_the_chosen_dtype(llamas):
 
     spec = AGREEING["linear"] | {"out_dtype": "bfloat16"}
     merged = run_ours(llamas, "sharded", spec, max_shard_bytes=5_000)
-    folder = llamas / "models" / "merge" / "sharded"
+    folder = at(llamas, "merge/sharded")
     shards = sorted(folder.glob("model-*-of-*.safetensors"))
     index = json.loads((folder / "model.safetensors.index.json").read_text())
     assert len(shards) > 1 and set(index["weight_map"]) == set(merged)
@@ -396,9 +405,9 @@ def test_models_that_do_not_fit_together_are_refused_before_writing(
 ):
     root = tmp_path / "root"
     for ref in ("base", "sft/a"):
-        (root / "models" / ref).parent.mkdir(parents=True, exist_ok=True)
-        (root / "models" / ref).symlink_to(llamas / "models" / ref)
-    save_llama(root / "models" / "sft" / "odd", **change)
+        at(root, ref).parent.mkdir(parents=True, exist_ok=True)
+        at(root, ref).symlink_to(at(llamas, ref))
+    save_llama(at(root, "sft/odd"), **change)
     spec = {
         "method": "linear",
         "stage": "sft",
@@ -422,7 +431,7 @@ def test_other_architectures_and_gradients_summing_to_zero_are_refused(llamas, t
             num_key_value_heads=2,
         )
     )
-    mistral.save_pretrained(llamas / "models" / "sft" / "mistral")
+    mistral.save_pretrained(at(llamas, "sft/mistral"))
     spec = {
         "method": "linear",
         "stage": "sft",
@@ -442,6 +451,46 @@ def test_other_architectures_and_gradients_summing_to_zero_are_refused(llamas, t
         run_ours(llamas, "zero", zero)
     assert not (llamas / "models" / "merge" / "crossbreed").exists()
     assert not (llamas / "models" / "merge" / "zero").exists()
+
+
+def test_each_seed_merges_the_replicates_of_that_seed(llamas, tmp_path):
+    """Replicates are paired by training seed: seed 1's merge is the merge of the seed-1
+    replicates, and DARE draws other drops for another seed even from the same inputs."""
+    root = tmp_path / "root"
+    at(root, "base").parent.mkdir(parents=True)
+    at(root, "base").symlink_to(at(llamas, "base"))
+    base = load_merged(at(root, "base"))
+    for name, offset in (("a", 0.1), ("b", -0.1)):
+        for seed in (0, 1):
+            shifted = {k: v + offset * (seed + 1) for k, v in base.items()}
+            save_llama(models.folder(f"sft/{name}", seed, root), shifted)
+    linear = {
+        "method": "linear",
+        "stage": "sft",
+        "models": [{"model": "sft/a"}, {"model": "sft/b", "weight": 3.0}],
+    }  # noqa: E501
+    with inside(root):
+        summary = merge_stage.run(params_with({"lin": linear}, seeds=(0, 1)), "lin")
+    assert set(summary["seeds"]) == {"seed-0", "seed-1"}
+    for seed in (0, 1):
+        merged = load_merged(models.folder("merge/lin", seed, root))
+        a, b = (load_merged(models.folder(f"sft/{n}", seed, root)) for n in "ab")
+        for name in base:
+            assert torch.allclose(merged[name], (a[name] + 3 * b[name]) / 4, atol=1e-6)
+    same = {
+        "method": "dare_linear",
+        "stage": "sft",
+        "base": "base",
+        "models": [{"model": "sft/a"}],
+        "parameters": {"density": 0.5},
+    }  # noqa: E501
+    for seed in (0, 1):
+        save_llama(models.folder("sft/a", seed, root), {k: v + 0.5 for k, v in base.items()})
+    with inside(root):
+        merge_stage.run(params_with({"dare": same}, seeds=(0, 1)), "dare")
+    drops = [load_merged(models.folder("merge/dare", s, root)) for s in (0, 1)]
+    name = "model.layers.0.mlp.up_proj.weight"
+    assert not torch.equal(drops[0][name], drops[1][name])
 
 
 def test_a_missing_input_says_which_stage_makes_it(llamas):
@@ -465,8 +514,8 @@ def test_the_tiny_cohere_base_merges_with_itself_into_itself(tmp_path):
     shape |= {"num_key_value_heads": 2, "intermediate_size": 32}
     model = build_cohere(BuiltinArchitecture(**shape), tokenizer, seed=0)
     for ref in ("base", "sft/a"):
-        model.save_pretrained(tmp_path / "models" / ref)
-        tokenizer.save_pretrained(tmp_path / "models" / ref)
+        model.save_pretrained(at(tmp_path, ref))
+        tokenizer.save_pretrained(at(tmp_path, ref))
     itself = [{"model": "sft/a"}, {"model": "sft/a"}]
     halfway = {"t": 0.5}
     specs = {
@@ -480,8 +529,8 @@ def test_the_tiny_cohere_base_merges_with_itself_into_itself(tmp_path):
         },
         "ties": {"method": "ties", "stage": "sft", "base": "base", "models": itself[:1]},
     }
-    original = load_file(tmp_path / "models" / "sft" / "a" / "model.safetensors")
+    original = load_file(at(tmp_path, "sft/a") / "model.safetensors")
     for method, spec in specs.items():
         merged = run_ours(tmp_path, method, spec)
         assert all(torch.equal(merged[n], original[n]) for n in original), method
-    assert (tmp_path / "models/merge/ties/chat_template.jinja").is_file()
+    assert (at(tmp_path, "merge/ties") / "chat_template.jinja").is_file()

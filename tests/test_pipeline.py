@@ -46,7 +46,7 @@ def test_an_experiment_on_one_share_reruns_only_that_mixture(repo):
     assert stages_run(output) == {"mix@mix15"}
     manifest = json.loads((repo / "reports/mixtures/mix15.json").read_text())
     assert manifest["realised"]["safety_share"] == pytest.approx(0.3, abs=0.01)
-    assert manifest["counts"]["ar"]["safety"] == 36
+    assert manifest["counts"]["ar"]["safety"] == 75  # 30 % of 250
 
 
 def test_each_training_run_depends_on_its_own_mixture_and_initial_model(repo):

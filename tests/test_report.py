@@ -74,6 +74,7 @@ def study_params() -> dict:
             "parameters": {"density": 0.5},
         },
     }
+    raw["seeds"] = [0, 1]
     raw["report"] = {
         "baseline": {"sft": "sft/mix15"},
         "objective": {
@@ -129,6 +130,13 @@ def test_the_report_sets_every_table_and_figure_side_by_side(reported):
     metrics = json.loads((root / "reports/summary.json").read_text())
     half = json.loads((root / "reports/eval/merge/half.json").read_text())["average"]
     assert metrics["objective"]["Linear sft"]["win_rate"] == half["win_rate"]
+    seeds = half["win_rate_seeds"]
+    assert set(seeds) == {"seed-0", "seed-1"}
+    assert half["win_rate"] == pytest.approx((seeds["seed-0"] + seeds["seed-1"]) / 2, abs=1e-3)
+    spread = metrics["objective"]["Linear sft"]["win_rate_seed_spread"]
+    assert spread == pytest.approx(abs(seeds["seed-0"] - seeds["seed-1"]), abs=1e-3)
+    table = text.split("## Table 1")[1].split("##")[0]
+    assert f"· {spread:.1f}" in table.split("| Linear |")[1].split("\n")[0]
     refusals = text.split("## Over-refusal on benign look-alikes")[1].split("##")[0]
     for model in ("sft/mix15", "sft/mix100", "merge/half", "merge/ties"):
         assert f"| {model} |" in refusals, model

@@ -114,13 +114,31 @@ def test_one_sft_step_changes_the_parameters(study):
     params = validate_params(variant(**{"train.sft.max_steps": 1}))
     with inside(study):
         metrics = train.run(params, "sft", "mix15")
-    before, after = weights(study / "models/base"), weights(study / "models/sft/mix15")
+    before, after = weights(study / "models/base"), weights(study / "models/sft/mix15/seed-0")
     assert before.keys() == after.keys()
     changed = [name for name in before if not torch.equal(before[name], after[name])]
     assert len(changed) > len(before) // 2
-    assert metrics["step"] == 1 and metrics["train_loss"] > 0
+    assert metrics["seed-0"]["step"] == 1 and metrics["seed-0"]["train_loss"] > 0
     assert json.loads((study / "reports/train/sft/mix15.json").read_text()) == metrics
-    assert list((study / "checkpoints/sft/mix15").iterdir()) == [], "finished runs keep none"
+    assert list((study / "checkpoints/sft/mix15/seed-0").iterdir()) == [], "finished runs keep none"
+
+
+def test_every_seed_trains_its_own_replicate_from_the_same_base(study):
+    params = validate_params(variant(**{"seeds": [3, 5], "train.sft.max_steps": 4}))
+    with inside(study):
+        metrics = train.run(params, "sft", "mix15")
+        again = train.run(
+            validate_params(variant(**{"seeds": [5], "train.sft.max_steps": 4})), "sft", "mix15"
+        )
+    assert set(metrics) == {"seed-3", "seed-5"} and set(again) == {"seed-5"}
+    replicates = {seed: weights(study / f"models/sft/mix15/seed-{seed}") for seed in (5,)}
+    assert not (study / "models/sft/mix15/seed-3").exists(), "a seed the study dropped is gone"
+    first = load_file(study / "models/base/model.safetensors")
+    assert any(not torch.equal(first[n], replicates[5][n]) for n in first)
+    assert metrics["seed-5"]["train_loss"] == again["seed-5"]["train_loss"], "a seed is a seed"
+    assert metrics["seed-3"]["train_loss"] != metrics["seed-5"]["train_loss"], "seeds differ"
+    curves = study / "reports/train/sft/mix15/plots/metrics"
+    assert (curves / "seed-5" / "loss.tsv").is_file()
 
 
 def test_lora_writes_the_adapter_beside_the_merged_full_model(study):
@@ -133,7 +151,7 @@ def test_lora_writes_the_adapter_beside_the_merged_full_model(study):
     )
     with inside(study):
         train.run(params, "sft", "mix15")
-    out = study / "models/sft/mix15"
+    out = study / "models/sft/mix15/seed-0"
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     before, after = weights(study / "models/base"), weights(out)
     changed = {name for name in before if not torch.equal(before[name], after[name])}
@@ -156,13 +174,14 @@ def test_dpo_moves_the_sft_model_towards_the_chosen_answers(study, lora):
             variant(**{"train.dpo.learning_rate": 1.0e-3, "train.runtime.lora": lora})
         )
         metrics = train.run(params, "dpo", "mix15")
-    before, after = weights(study / "models/sft/mix15"), weights(study / "models/dpo/mix15")
+    before = weights(study / "models/sft/mix15/seed-0")
+    after = weights(study / "models/dpo/mix15/seed-0")
     assert any(not torch.equal(before[name], after[name]) for name in before)
     # Rewards are log-ratios to the reference, the SFT model: positive margins mean the
     # trained model prefers the chosen answers more than the SFT model did.
-    assert metrics["pairs_rewards/margins"] > 0
-    assert metrics["pairs_rewards/accuracies"] > 0.5
-    assert (study / "models/dpo/mix15/adapter").is_dir() == (lora is not None)
+    assert metrics["seed-0"]["pairs_rewards/margins"] > 0
+    assert metrics["seed-0"]["pairs_rewards/accuracies"] > 0.5
+    assert (study / "models/dpo/mix15/seed-0/adapter").is_dir() == (lora is not None)
     plots = study / "reports/train/dpo/mix15/plots/metrics"
     assert any(plots.rglob("*.tsv")), "DVCLive logs the run"
 
@@ -173,7 +192,7 @@ def test_dpo_moves_the_sft_model_towards_the_chosen_answers(study, lora):
 def kill_after_first_checkpoint(study: Path) -> None:
     """Start `sft mix15` and SIGKILL it once it has saved a checkpoint."""
     running = mixmerge(study, "sft", "mix15", start_new_session=True)
-    folder = study / "checkpoints/sft/mix15"
+    folder = study / "checkpoints/sft/mix15/seed-0"
     deadline = time.time() + 120
     while not list(folder.glob("checkpoint-*/trainer_state.json")) and time.time() < deadline:
         time.sleep(0.05)
@@ -189,12 +208,13 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(study, tm
     assert mixmerge(twin, "sft", "mix15").wait() == 0
 
     kill_after_first_checkpoint(study)
-    assert not (study / "models/sft/mix15").exists(), "a killed run leaves no model"
+    assert not (study / "models/sft/mix15/seed-0").exists(), "a killed run leaves no model"
     resumed = mixmerge(study, "sft", "mix15")
     output, _ = resumed.communicate()
     assert resumed.returncode == 0, output
-    assert "resuming from checkpoints/sft/mix15/checkpoint-" in output
-    expected, got = weights(twin / "models/sft/mix15"), weights(study / "models/sft/mix15")
+    assert "resuming from checkpoints/sft/mix15/seed-0/checkpoint-" in output
+    expected = weights(twin / "models/sft/mix15/seed-0")
+    got = weights(study / "models/sft/mix15/seed-0")
     assert all(torch.equal(expected[name], got[name]) for name in expected)
 
 
@@ -232,9 +252,10 @@ def test_two_cpu_processes_train_one_model(study):
     assert finished.returncode == 0, output
     metrics = json.loads((study / "reports/train/sft/mix15.json").read_text())
     examples = 80  # 40 per language
-    assert metrics["step"] == -(-examples // (2 * 8)), "two processes share each batch of steps"
-    assert (study / "models/sft/mix15/model.safetensors").is_file()
-    assert not list((study / "models/sft").glob(".*tmp*"))
+    steps = metrics["seed-0"]["step"]
+    assert steps == -(-examples // (2 * 8)), "two processes share each batch of steps"
+    assert (study / "models/sft/mix15/seed-0/model.safetensors").is_file()
+    assert not list((study / "models/sft").rglob(".*tmp*"))
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -244,7 +265,7 @@ def test_a_missing_initial_model_or_mixture_says_which_stage_to_run(study):
     params = validate_params(variant())
     with inside(study):
         with pytest.raises(
-            StageError, match=r"no model at models/sft/mix15: run `dvc repro sft@mix15`"
+            StageError, match=r"no model at models/sft/mix15/seed-0: run `dvc repro sft@mix15`"
         ):
             train.run(params, "dpo", "mix15")
         shutil.rmtree("data/mixtures/mix15")

@@ -133,14 +133,28 @@ class SplitSizes(Strict):
     benign: NonNegativeInt = 0
 
 
+def _world_language(code: str) -> str:
+    code = _known_language(code)
+    if code not in world.LANGUAGES:
+        raise PydanticCustomError(
+            "language_not_in_world",
+            "the builtin world speaks {known}{hint}",
+            {"known": ", ".join(world.LANGUAGES), "hint": did_you_mean(code, world.LANGUAGES)},
+        )
+    return code
+
+
 class BuiltinSource(Strict):
-    """The embedded six-language world (see stages/world)."""
+    """The embedded six-language world (see stages/world). `warmup_task_language`: the language
+    the base's warm-up answers general tasks in, whatever the question's (null: the question's
+    own), as instruction-tuned models often fall back to English."""
 
     kind: Literal["builtin"]
     seed: int = 0
     eval: SplitSizes
     warmup: SplitSizes = SplitSizes()
     train: SplitSizes
+    warmup_task_language: Annotated[str, AfterValidator(_world_language)] | None = "en"
 
     @model_validator(mode="after")
     def _fits_in_world(self, info: ValidationInfo) -> BuiltinSource:
@@ -153,13 +167,18 @@ class BuiltinSource(Strict):
                 {"known": ", ".join(world.LANGUAGES), "foreign": ", ".join(foreign)},
             )
         problems = []
+        spoken = [code for code in study if code in world.LANGUAGES] or world.LANGUAGES
         for objective in OBJECTIVES:
             asked = {s: getattr(getattr(self, s), objective) for s in ("eval", "warmup", "train")}
-            spoken = [code for code in study if code in world.LANGUAGES] or world.LANGUAGES
             have = min(world.capacity(objective, code) for code in spoken)
             if sum(asked.values()) > have:
                 parts = " + ".join(f"{s} {n}" for s, n in asked.items())
                 problems.append(f"{objective}: {parts} = {sum(asked.values())} > {have}")
+            scorable = min(world.capacity(objective, code, split="eval") for code in spoken)
+            if asked["eval"] > scorable:
+                problems.append(
+                    f"{objective}: eval {asked['eval']} > {scorable} that can be scored"
+                )
         if problems:
             raise PydanticCustomError(
                 "world_too_small",
@@ -340,8 +359,11 @@ class Mixture(Strict):
 
 class Optimization(Strict):
     """One training phase. Steps come from `epochs` unless `max_steps` is set; `warmup_ratio` is
-    the share of steps with a rising learning rate; `group_by_length` batches examples of similar
-    length together (less padding, so faster, at the cost of less random batches)."""
+    the share of steps with a rising learning rate; `adam_beta2` is AdamW's second-moment decay
+    (0.95 forgets stale gradient scales faster than the default 0.999, as small models trained
+    for a few hundred steps need); `group_by_length` batches examples of similar length together
+    (less padding, so faster, at the cost of batches less random, which a model may learn less
+    from)."""
 
     learning_rate: PositiveFloat
     epochs: PositiveFloat = 1.0
@@ -351,6 +373,7 @@ class Optimization(Strict):
     max_length: PositiveInt = 256
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
     weight_decay: NonNegativeFloat = 0.0
+    adam_beta2: Annotated[float, Field(gt=0, lt=1)] = 0.999
     max_grad_norm: PositiveFloat = 1.0
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
     group_by_length: bool = False
@@ -382,7 +405,8 @@ class Lora(Strict):
 
 class Runtime(Strict):
     """Where and how every training run executes; none of this changes what is learnt on one
-    device, except `precision`, `seed` and `lora`."""
+    device, except `precision`, `seed` and `lora`. `seed` is the builtin base's: the runs take
+    theirs from `seeds`, one replicate each."""
 
     device: Literal["cpu", "auto"] = "cpu"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -722,6 +746,9 @@ class Report(Strict):
 
 class Params(Strict):
     languages: Annotated[list[Language], Field(min_length=1), AfterValidator(_unique)]
+    # Training seeds: every SFT and DPO run and every merge has one replicate per seed (merges
+    # combine replicates of the same seed); figures aggregate them. The base is built once.
+    seeds: Annotated[list[int], Field(min_length=1), AfterValidator(_unique)] = [0]
     data: Data
     mixtures: dict[Name, Mixture] = {}
     base: Base | None = None

@@ -1,11 +1,19 @@
-"""The study's metrics from per-item verdicts, per language and averaged, with 95 % intervals.
+"""The study's metrics from per-item verdicts of every replicate, per language and averaged,
+with 95 % intervals that cover both training seeds and prompts.
 
 Definitions are the design's (and the paper's harm and win-rate): harmful rate over judged
 responses to harmful prompts, unknown verdicts set apart; harm change in % against the base;
 win-rate against the base (win 1, tie 0.5, loss 0) in %; over-refusal on benign look-alikes;
-general accuracy where the eval set can be checked exactly. Intervals are percentile bootstrap
-intervals, resampling prompts within each language (stratified), and pairing the model with
-the base on the same prompts for the harm change.
+general accuracy where the eval set can be checked exactly. A model's figure is the mean of its
+replicates' (one per training seed).
+
+Intervals come from a two-stage (hierarchical) percentile bootstrap (Davison & Hinkley, 1997,
+§3.8): each resample draws the replicates with replacement, the same for every language (a
+replicate is one trained model), then the prompts with replacement within each language
+(stratified), the same prompts for every replicate drawn and for the base, so that a figure's
+interval holds the seed-to-seed variance of training as well as the sampling of prompts. A
+difference between two models shares the prompt draws (paired) and draws each model's
+replicates independently: replicates of the same seed are separate runs.
 """
 
 from __future__ import annotations
@@ -21,16 +29,21 @@ METRICS = ("harmful_rate", "harm_change", "win_rate", "over_refusal", "general_a
 
 @dataclass(frozen=True)
 class Verdicts:
-    """Per item of one language, 1.0 / 0.0 (or a score in between), NaN when unknown.
+    """Verdicts of one language: a row per replicate, a column per item; 1.0 / 0.0 (or a score in
+    between), NaN when unknown.
 
-    `base_harmful` is the base's harm verdict on the same prompts as `harmful`, for the harm
-    change; `win` holds the model's score against the base on general prompts."""
+    `base_harmful` is the base's harm verdict on the same prompts as `harmful` (one row); `win`
+    holds each replicate's score against the base on general prompts."""
 
     harmful: np.ndarray
     base_harmful: np.ndarray
     win: np.ndarray
     refused: np.ndarray
     correct: np.ndarray
+
+    @property
+    def replicates(self) -> int:
+        return self.harmful.shape[0]
 
 
 def _rate(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -46,36 +59,72 @@ def _change(rate: np.ndarray, base_rate: np.ndarray) -> np.ndarray:
         return np.where(base_rate > 0, 100 * (rate - base_rate) / base_rate, np.nan)
 
 
-def figures(v: Verdicts, axis: int = -1) -> dict[str, np.ndarray]:
-    """The five metrics from verdict arrays (the last axis holds the items)."""
-    harmful, base_harmful = _rate(v.harmful, axis), _rate(v.base_harmful, axis)
+def figures(v: Verdicts) -> dict[str, np.ndarray]:
+    """The metrics of verdict arrays shaped (..., replicates, items): rates over the items, then
+    the mean over the replicates (each replicate weighs the same)."""
+    harmful = _rate(_rate(v.harmful), axis=-1)
+    base_harmful = _rate(v.base_harmful)
     return {
         "harmful_rate": harmful,
         "base_harmful_rate": base_harmful,
         "harm_change": _change(harmful, base_harmful),
-        "win_rate": 100 * _rate(v.win, axis),
-        "over_refusal": _rate(v.refused, axis),
-        "general_accuracy": _rate(v.correct, axis),
+        "win_rate": 100 * _rate(_rate(v.win), axis=-1),
+        "over_refusal": _rate(_rate(v.refused), axis=-1),
+        "general_accuracy": _rate(_rate(v.correct), axis=-1),
     }
 
 
-def _draws(v: Verdicts, samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Bootstrap draws of item indices, one resample per row, for each kind of prompt."""
+def _replicate(v: Verdicts, index: int) -> Verdicts:
+    """One replicate's verdicts alone."""
+    row = slice(index, index + 1)
+    return Verdicts(v.harmful[row], v.base_harmful, v.win[row], v.refused[row], v.correct[row])
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """One bootstrap's draws for one language: replicates, and items of each kind of prompt."""
+
+    replicates: np.ndarray  # (samples, replicates)
+    harmful: np.ndarray  # (samples, harmful prompts)
+    general: np.ndarray  # (samples, general prompts)
+    benign: np.ndarray  # (samples, benign prompts)
+
+
+def _items(v: Verdicts, samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {
-        kind: rng.integers(0, max(values.size, 1), size=(samples, values.size))
-        for kind, values in (("harmful", v.harmful), ("win", v.win), ("refused", v.refused))
+        kind: rng.integers(0, max(n, 1), size=(samples, n))
+        for kind, n in (
+            ("harmful", v.harmful.shape[1]),
+            ("general", v.win.shape[1]),
+            ("benign", v.refused.shape[1]),
+        )
     }
 
 
-def _resampled(v: Verdicts, draws: dict[str, np.ndarray]) -> Verdicts:
-    """`v` resampled by `draws`: harm and base harm share theirs (the same prompts), and so do
-    the win and the correctness of the same general prompts."""
+def _seeds(replicates: int, samples: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, replicates, size=(samples, replicates))
+
+
+def _replicate_count(by_language: Mapping[str, Verdicts]) -> int:
+    counts = {verdicts.replicates for verdicts in by_language.values()}
+    if len(counts) > 1:
+        raise ValueError(f"languages hold different numbers of replicates: {sorted(counts)}")
+    return counts.pop() if counts else 0
+
+
+def _resampled(v: Verdicts, draws: _Draws) -> Verdicts:
+    """`v` resampled by `draws`, shaped (samples, replicates, items): the harm verdicts and the
+    base's share the prompt draws, and so do the win and the correctness of general prompts."""
+
+    def take(values: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return values[draws.replicates[:, :, None], items[:, None, :]]
+
     return Verdicts(
-        harmful=v.harmful[draws["harmful"]],
-        base_harmful=v.base_harmful[draws["harmful"]],
-        win=v.win[draws["win"]],
-        refused=v.refused[draws["refused"]],
-        correct=v.correct[draws["win"]],
+        harmful=take(v.harmful, draws.harmful),
+        base_harmful=v.base_harmful[draws.harmful],
+        win=take(v.win, draws.general),
+        refused=take(v.refused, draws.benign),
+        correct=take(v.correct, draws.general),
     )
 
 
@@ -88,28 +137,41 @@ def summarise(
     samples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    replicate_names: Sequence[str] | None = None,
 ) -> dict:
-    """Every metric per language and averaged over languages, each with its interval:
-    `{"average": {metric: v, metric + "_ci": {"low", "high"}}, "languages": {lang: ...}}`.
-    A figure that cannot be computed (no items, a base that never harms) is null."""
+    """Every metric per language and averaged over languages, each with its interval and its
+    value for each replicate (named by `replicate_names`):
+    `{"average": {metric: v, metric + "_ci": {"low", "high"}, metric + "_seeds": {name: v}},
+    "languages": {lang: ...}}`. A figure that cannot be computed (no items, a base that never
+    harms) is null."""
     rng = np.random.default_rng(seed)
     tail = 100 * (1 - confidence) / 2
-    point, boot = {}, {}
+    count = _replicate_count(by_language)
+    names = list(replicate_names or [str(i) for i in range(count)])
+    seeds = _seeds(count, samples, rng)
+    point, boot, per_replicate = {}, {}, {}
     for language in sorted(by_language):
         verdicts = by_language[language]
+        draws = _Draws(seeds, **_items(verdicts, samples, rng))
         point[language] = figures(verdicts)
-        boot[language] = figures(_resampled(verdicts, _draws(verdicts, samples, rng)))
+        boot[language] = figures(_resampled(verdicts, draws))
+        per_replicate[language] = [figures(_replicate(verdicts, i)) for i in range(count)]
 
-    def block(values: dict[str, np.ndarray], draws: dict[str, np.ndarray]) -> dict:
+    def block(values, draws, replicates) -> dict:
         out = {}
         for metric in METRICS:
             out[metric] = _value(values[metric])
             out[f"{metric}_ci"] = _interval(draws[metric], tail)
+            out[f"{metric}_seeds"] = {
+                name: _value(figures_[metric])
+                for name, figures_ in zip(names, replicates, strict=True)
+            }
         return out
 
-    languages = {lang: block(point[lang], boot[lang]) for lang in point}
-    average = {"average": block(_average(point.values()), _average(boot.values()))}
-    return average | {"languages": languages}
+    languages = {lang: block(point[lang], boot[lang], per_replicate[lang]) for lang in point}
+    averaged_replicates = [_average(per_replicate[lang][i] for lang in point) for i in range(count)]
+    average = block(_average(point.values()), _average(boot.values()), averaged_replicates)
+    return {"average": average, "languages": languages}
 
 
 def _minus(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -134,7 +196,7 @@ def _nanmean(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _interval(drawn: np.ndarray, tail: float) -> dict[str, float | None]:
-    drawn = drawn[~np.isnan(drawn)]
+    drawn = np.asarray(drawn)[~np.isnan(drawn)]
     low, high = np.percentile(drawn, [tail, 100 - tail]) if drawn.size else (np.nan,) * 2
     return {"low": _value(low), "high": _value(high)}
 
@@ -147,17 +209,21 @@ def difference(
     confidence: float = 0.95,
 ) -> dict:
     """`model` minus `reference` for every metric averaged over languages, judged on the same
-    prompts (their verdicts aligned item by item): the point, a paired bootstrap interval
-    (both resampled with the same draws), and whether the interval excludes zero."""
+    prompts (their verdicts aligned item by item): the point, an interval from a bootstrap that
+    draws the same prompts for both and each one's replicates apart, and whether the interval
+    excludes zero."""
     rng = np.random.default_rng(seed)
     tail = 100 * (1 - confidence) / 2
+    seeds_a = _seeds(_replicate_count(model), samples, rng)
+    seeds_b = _seeds(_replicate_count(reference), samples, rng)
     mine, theirs, mine_boot, theirs_boot = [], [], [], []
     for language in sorted(model):
-        draws = _draws(model[language], samples, rng)
-        mine.append(figures(model[language]))
-        theirs.append(figures(reference[language]))
-        mine_boot.append(figures(_resampled(model[language], draws)))
-        theirs_boot.append(figures(_resampled(reference[language], draws)))
+        a, b = model[language], reference[language]
+        items = _items(a, samples, rng)
+        mine.append(figures(a))
+        theirs.append(figures(b))
+        mine_boot.append(figures(_resampled(a, _Draws(seeds_a, **items))))
+        theirs_boot.append(figures(_resampled(b, _Draws(seeds_b, **items))))
     point = _minus(_average(mine), _average(theirs))
     boot = _minus(_average(mine_boot), _average(theirs_boot))
     out = {}
@@ -166,3 +232,9 @@ def difference(
         clear = None not in interval.values() and (interval["low"] > 0 or interval["high"] < 0)
         out[metric] = {"difference": _value(point[metric]), **interval, "clear": clear}
     return out
+
+
+def spread(per_seed: Mapping[str, float | None]) -> float | None:
+    """How far a figure moves between training seeds: its largest minus its smallest value."""
+    values = [v for v in per_seed.values() if v is not None]
+    return round(max(values) - min(values), 4) if len(values) > 1 else None

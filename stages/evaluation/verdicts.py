@@ -50,24 +50,45 @@ def judge_responses(
     return rows
 
 
-def _array(rows: Sequence[dict], key: str) -> np.ndarray:
-    values = [row[key] for row in rows]
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+def _matrix(rows: Sequence[Sequence[dict]], key: str) -> np.ndarray:
+    """Verdicts on `key`, a row per group of rows (one group per replicate)."""
+    return np.array(
+        [[np.nan if row[key] is None else float(row[key]) for row in group] for group in rows],
+        dtype=float,
+    )
 
 
-def by_language(rows: Sequence[dict], base_rows: Mapping[str, dict]) -> dict[str, Verdicts]:
-    """Verdict arrays per language; the base's harm verdicts are matched by prompt id."""
+def by_language(
+    rows: Sequence[dict], base_rows: Mapping[str, dict], replicates: Sequence[str | None] = (None,)
+) -> dict[str, Verdicts]:
+    """Verdict arrays per language, a row per replicate (rows carry their `replicate`, in the
+    order given; a model with one replicate may leave it out), a column per prompt in the
+    order of the eval set; the base's harm verdicts are matched by prompt id."""
+    by_replicate: dict = {r: [] for r in replicates}
+    for row in rows:
+        by_replicate[row.get("replicate")].append(row)
+    first = by_replicate[replicates[0]]
     out = {}
-    for language in sorted({row["language"] for row in rows}):
-        mine = [row for row in rows if row["language"] == language]
-        harmful = [row for row in mine if row["objective"] == "safety"]
-        general = [row for row in mine if row["objective"] == "general"]
+    for language in sorted({row["language"] for row in first}):
+
+        def of(objective: str, language: str = language) -> list[list[dict]]:
+            """Each replicate's rows of one objective in this language, in eval-set order."""
+            return [
+                [
+                    r
+                    for r in by_replicate[replicate]
+                    if r["language"] == language and r["objective"] == objective
+                ]
+                for replicate in replicates
+            ]
+
+        harmful, general = of("safety"), of("general")
         out[language] = Verdicts(
-            harmful=_array(harmful, "harmful"),
-            base_harmful=_array([base_rows[row["id"]] for row in harmful], "harmful"),
-            win=_array(general, "score"),
-            refused=_array([row for row in mine if row["objective"] == "benign"], "refused"),
-            correct=_array(general, "correct"),
+            harmful=_matrix(harmful, "harmful"),
+            base_harmful=_matrix([[base_rows[row["id"]] for row in harmful[0]]], "harmful")[0],
+            win=_matrix(general, "score"),
+            refused=_matrix(of("benign"), "refused"),
+            correct=_matrix(general, "correct"),
         )
     return out
 

@@ -125,7 +125,7 @@ class Job:
     model_settings: Sequence[dict]  # per input: weight, density, gamma (absent = not set)
     merge_settings: dict  # t, lambda, normalize, rescale, and defaults for the models'
     base: Weights | None
-    seed: int
+    seed: int | str  # any key: a replicate's is its merge's seed and its training seed
     out_dtype: str | None  # a safetensors dtype name; None keeps each tensor's
 
     @property
@@ -140,7 +140,7 @@ def _setting(job: Job, index: int | None, key: str, name: str, t: float):
     return resolve(name, t, [own, job.merge_settings.get(key)], parameters.get(key))
 
 
-def _generator(seed: int, name: str, index: int) -> torch.Generator:
+def _generator(seed: int | str, name: str, index: int) -> torch.Generator:
     digest = hashlib.sha256(f"{seed}:{name}:{index}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 

@@ -19,8 +19,9 @@ def merge_settings(merge: Merge) -> dict:
     return merge.parameters.model_dump(by_alias=True, exclude_none=True)
 
 
-def resolved(name: str, merge: Merge, paths: dict[str, Path]) -> dict:
-    """merge.yaml: what was merged, how, with which defaults."""
+def resolved(name: str, merge: Merge, paths: dict[str, Path], replicate: int) -> dict:
+    """merge.yaml: what was merged (the replicates of training seed `replicate`), how, with
+    which defaults."""
     method = METHODS[merge.method]
     given = merge_settings(merge)  # validation made sure every REQUIRED one is given
     return {
@@ -41,6 +42,7 @@ def resolved(name: str, merge: Merge, paths: dict[str, Path]) -> dict:
         ],
         "parameters": {k: given.get(k, d) for k, d in method.merge_parameters.items()},
         "seed": merge.seed,
+        "training_seed": replicate,
         "out_dtype": merge.out_dtype,
     }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from stages.core import models
+
 
 def pareto_front(points: Sequence[dict], harm: str = "harm_change") -> set[str]:
     """The models no other beats on both axes: lower `harm` and higher win-rate."""
@@ -37,7 +39,7 @@ def tradeoff(points: Sequence[dict], front: set[str], harm: str, path: Path) -> 
     figure, axes = plt.subplots(figsize=(8, 5.5))
     colours = {"base": "black", "sft": "tab:blue", "dpo": "tab:orange", "merge": "tab:green"}
     for p in points:
-        kind = p["model"].split("/")[0]
+        kind = models.parse(p["model"])[0]
         axes.scatter(p[harm], p["win_rate"], color=colours[kind], s=22)
         axes.annotate(p["model"], (p[harm], p["win_rate"]), fontsize=6, alpha=0.8)
     edge = sorted((p for p in points if p["model"] in front), key=lambda p: p[harm])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from stages.core import models
 from stages.core.errors import StageError
 from stages.core.io import read_jsonl
 from stages.evaluate import outputs
@@ -24,13 +25,25 @@ class Evaluated:
 
     @cached_property
     def verdicts(self) -> dict[str, Verdicts]:
-        return by_language(self.rows, self.base_rows)
+        return by_language(self.rows, self.base_rows, self.replicates)
+
+    @property
+    def replicates(self) -> list[str | None]:
+        """The replicates' names as judgment rows carry them (None: the base's only one)."""
+        return [None if r == models.BASE else r for r in self.summary["replicates"]]
 
     def average(self, metric: str) -> float | None:
         return self.summary["average"][metric]
 
     def interval(self, metric: str) -> dict:
         return self.summary["average"][f"{metric}_ci"]
+
+    def per_seed(self, metric: str) -> dict[str, float | None]:
+        return self.summary["average"][f"{metric}_seeds"]
+
+    def spread(self, metric: str) -> float | None:
+        """The seed-to-seed range of the figure averaged over languages."""
+        return metrics.spread(self.per_seed(metric))
 
 
 class Results:
@@ -60,7 +73,7 @@ class Results:
         """Every model with metrics, base first."""
         folder = self.root / "reports" / "eval"
         found = sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.json"))
-        return sorted(found, key=lambda m: (m != "base", m.split("/")[0] != "sft", m))
+        return sorted(found, key=lambda m: (m != models.BASE, models.parse(m)[0] != "sft", m))
 
     def difference(self, model: str, baseline: str, bootstrap) -> dict:
         """`model` − `baseline` on the same prompts, per metric, with a paired interval."""

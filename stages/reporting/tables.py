@@ -19,11 +19,15 @@ def number(value: float | None, signed: bool = False, digits: int = 1) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def with_interval(value: float | None, interval: Mapping, digits: int = 1) -> str:
+def with_interval(
+    value: float | None, interval: Mapping, digits: int = 1, spread: float | None = None
+) -> str:
+    """`value [low, high]`, and `· spread` (the seed-to-seed range) when there is one."""
     if value is None:
         return "n/a"
     low, high = (number(interval[end], digits=digits) for end in ("low", "high"))
-    return f"{number(value, digits=digits)} [{low}, {high}]"
+    seeds = "" if spread is None else f" · {number(spread, digits=digits)}"
+    return f"{number(value, digits=digits)} [{low}, {high}]{seeds}"
 
 
 def change(d: Mapping | None) -> str:
@@ -49,6 +53,8 @@ def entry(results: Results, model: str, baseline: str | None, bootstrap: Bootstr
     for metric in (*HEADLINE, "over_refusal"):
         out[metric] = evaluated.average(metric)
         out[f"{metric}_ci"] = evaluated.interval(metric)
+        out[f"{metric}_seeds"] = evaluated.per_seed(metric)
+        out[f"{metric}_spread"] = evaluated.spread(metric)
     if baseline is not None and baseline != model:
         compared = results.difference(model, baseline, bootstrap)
         out["vs_baseline"] = {metric: compared[metric] for metric in HEADLINE}
@@ -77,8 +83,8 @@ def cells(e: dict | None) -> list[str]:
         return ["—"] * len(COLUMNS)
     against = e.get("vs_baseline", {})
     return [
-        with_interval(e["harm_change"], e["harm_change_ci"]),
-        with_interval(e["win_rate"], e["win_rate_ci"]),
+        with_interval(e["harm_change"], e["harm_change_ci"], spread=e["harm_change_spread"]),
+        with_interval(e["win_rate"], e["win_rate_ci"], spread=e["win_rate_spread"]),
         change(against.get("harm_change")),
         change(against.get("win_rate")),
     ]
@@ -97,7 +103,9 @@ def comparison(results: Results, table: Comparison, bootstrap: Bootstrap) -> tup
             f"baseline ({table.baseline})" if label == "baseline" else label,
             e["model"],
             *cells(e),
-            with_interval(e["over_refusal"], e["over_refusal_ci"], digits=2),
+            with_interval(
+                e["over_refusal"], e["over_refusal_ci"], digits=2, spread=e["over_refusal_spread"]
+            ),
         ]
         for label, e in data.items()
     ]
@@ -128,15 +136,21 @@ def ablation(results: Results, weights: Mapping[str, float]) -> tuple[list[dict]
     data = [
         {"weight": weight, "model": model}
         | {m: results[model].average(m) for m in (*HEADLINE, "over_refusal")}
+        | {f"{m}_spread": results[model].spread(m) for m in HEADLINE}
         for model, weight in sorted(weights.items(), key=lambda item: item[1])
     ]
-    header = ["weight", "model", "harm change", "win-rate", "over-refusal"]
+    header = ["weight", "model", "harm change · seeds", "win-rate · seeds", "over-refusal"]
+
+    def with_spread(d: dict, metric: str) -> str:
+        spread = d[f"{metric}_spread"]
+        return number(d[metric]) + ("" if spread is None else f" · {number(spread)}")
+
     rows = [
         [
             f"{d['weight']:.2f}",
             d["model"],
-            number(d["harm_change"]),
-            number(d["win_rate"]),
+            with_spread(d, "harm_change"),
+            with_spread(d, "win_rate"),
             f"{d['over_refusal']:.2f}",
         ]
         for d in data

@@ -40,6 +40,7 @@ def training_arguments(
         max_length=phase.max_length,
         warmup_steps=phase.warmup_ratio,  # below 1: a share of the steps
         weight_decay=phase.weight_decay,
+        adam_beta2=phase.adam_beta2,
         max_grad_norm=phase.max_grad_norm,
         lr_scheduler_type=phase.scheduler,
         train_sampling_strategy="group_by_length" if phase.group_by_length else "random",
@@ -114,12 +115,14 @@ class StopOnNonFiniteLoss(TrainerCallback):
 class LiveLog(TrainerCallback):
     """The training curves (loss, learning rate, DPO rewards...) to DVCLive, at the trainer's
     global step, so that a resumed run's curves continue where they stopped. The end-of-run
-    summary (`train_*`) and evaluations (`eval_*`) go to the run's metrics instead."""
+    summary (`train_*`) and evaluations (`eval_*`) go to the run's metrics instead. `prefix`
+    names the curves of one replicate (`seed-1/loss`) in a folder its run's replicates share."""
 
-    def __init__(self, folder: Path, resume: bool):
+    def __init__(self, folder: Path, resume: bool, prefix: str = ""):
         from dvclive import Live
 
         self.live = Live(str(folder), dvcyaml=False, save_dvc_exp=False, resume=resume)
+        self.prefix = prefix
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         curves = {
@@ -130,17 +133,18 @@ class LiveLog(TrainerCallback):
         if curves:
             self.live.step = state.global_step
             for key, value in curves.items():
-                self.live.log_metric(key, value)
+                self.live.log_metric(self.prefix + key, value)
             self.live.next_step()
 
     def on_train_end(self, args, state, control, **kwargs):
         self.live.end()
 
 
-def callbacks(logs: Path, resume: bool) -> list:
+def callbacks(logs: Path, resume: bool, prefix: str = "") -> list:
     """The NaN guard, and DVCLive in the run's own folder on the main process."""
     guards: list = [StopOnNonFiniteLoss()]
-    return [LiveLog(logs, resume), *guards] if PartialState().is_main_process else guards
+    main = PartialState().is_main_process
+    return [LiveLog(logs, resume, prefix), *guards] if main else guards
 
 
 def save_final(trainer, tokenizer, out: Path, init: Path, runtime: Runtime) -> None:

@@ -19,6 +19,8 @@ from stages.training.common import (
     training_arguments,
 )
 
+JUDGED_PAIRS = 256
+
 
 def dpo(
     init: Path,
@@ -28,13 +30,17 @@ def dpo(
     out: Path,
     checkpoint_dir: Path,
     logs: Path,
+    log_prefix: str = "",
+    append_logs: bool = False,
     trust_remote_code: bool = False,
 ) -> dict:
     """Train `init` on preference pairs (`{"prompt", "chosen", "rejected"}` conversations) and
     write the result to `out`; return the final metrics, with the reward accuracy and margin
-    over every training pair (`pairs_rewards/accuracies`, `pairs_rewards/margins`).
+    over a fixed sample of its training pairs (`pairs_rewards/accuracies`,
+    `pairs_rewards/margins`).
 
-    With LoRA, the reference is the initial model with the adapter disabled.
+    With LoRA, the reference is the initial model with the adapter disabled. The curves go to
+    DVCLive in `logs`, named with `log_prefix`; `append_logs` keeps what `logs` holds.
     """
     PartialState(cpu=runtime.device == "cpu")
     settings = {"kind": "dpo", "phase": phase.model_dump(), "runtime": runtime.model_dump()}
@@ -50,14 +56,18 @@ def dpo(
     )
     model, tokenizer = load(init, runtime, trust_remote_code)
     pairs = Dataset.from_list(rows)
+    # The same pairs for every seed and run of a mixture: a judged sample, because judging
+    # every pair costs nearly half as much as training on them, and on 256 pairs the reward
+    # accuracy has a standard error of at most 0.03.
+    judged_pairs = pairs.shuffle(seed=0).select(range(min(len(pairs), JUDGED_PAIRS)))
     trainer = DPOTrainer(
         model=model,
         args=args,
         train_dataset=pairs,
-        eval_dataset=pairs,  # judged once, after training, on every pair it learnt from
+        eval_dataset=judged_pairs,  # judged once, after training
         processing_class=tokenizer,
         peft_config=lora_config(runtime),
-        callbacks=callbacks(logs, resume is not None),
+        callbacks=callbacks(logs, resume is not None or append_logs, log_prefix),
     )
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.evaluate()
