@@ -42,14 +42,14 @@ def run(
     merge = params.merges[name]
     refs = {m.model for m in merge.models} | ({merge.base} - {None})
     missing = [
-        models.folder(ref, seed, root)
+        (ref, models.folder(ref, seed, root))
         for ref in sorted(refs)
         for seed in params.seeds
         if not models.folder(ref, seed, root).is_dir()
     ]
     if missing:
-        ref = str(missing[0].relative_to(root / models.MODELS).parent)
-        raise StageError(f"no model at {missing[0]}: run {models.producer(ref)} first")
+        ref, folder = missing[0]
+        raise StageError(f"no model at {folder}: run {models.producer(ref)} first")
     for seed in params.seeds:  # models that do not fit together are refused before writing
         engine.check_compatible(
             {ref: engine.inspect(models.folder(ref, seed, root)) for ref in refs}
@@ -85,8 +85,8 @@ def merge_replicate(
     paths = {
         ref: models.folder(ref, seed, root) for ref in {*refs, merge.base, models.BASE} - {None}
     }
+    # run() has checked that these fit together, for every seed, before any was merged.
     weights = {ref: engine.inspect(paths[ref]) for ref in {*refs, merge.base} - {None}}
-    engine.check_compatible(weights)
     if method.computation == "slerp":
         # From the base (t = 0) to the other model; a model merged with itself is both ends.
         order = sorted(range(len(refs)), key=lambda i: refs[i] != merge.base)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -502,6 +503,13 @@ def test_a_missing_input_says_which_stage_makes_it(llamas):
     raw_params = params_with({"m": spec})
     with inside(llamas), pytest.raises(StageError, match=r"run `dvc repro sft@nope` first"):
         merge_stage.run(raw_params, "m")
+
+
+def test_a_missing_base_says_to_build_the_base(llamas, tmp_path):
+    shutil.copytree(llamas / "models/sft", tmp_path / "models/sft")
+    spec = {"method": "ties", "stage": "sft", "base": "base", "models": [{"model": "sft/a"}]}
+    with inside(tmp_path), pytest.raises(StageError, match=r"run `dvc repro base` first"):
+        merge_stage.run(params_with({"m": spec}), "m")
 
 
 def test_the_tiny_cohere_base_merges_with_itself_into_itself(tmp_path):
