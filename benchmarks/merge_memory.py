@@ -1,15 +1,27 @@
-"""Merge wall time and peak memory: this engine against `mergekit-yaml`, and the I/O floor.
+"""Merge wall time and peak memory: the `merge` stage against `mergekit-yaml`, and the I/O floor.
 
-Three sharded random models of 0.85B parameters (a Llama shape, bf16) are written once: a base
-and two models; both tools TIES-merge them (density 0.5). The I/O floor reads every input
-tensor and writes one model's worth of output, with no arithmetic; `ours_linear` is the engine
-on a linear merge of the three, without TIES's selection of the largest entries. Each contender runs
-in its own process under `/usr/bin/time`, so that its peak RSS is its own.
+A random base of 0.85B parameters (a Llama shape, bf16, in shards of about 1 GB with an index)
+and three models fine-tuned-like from it (the base plus small random deltas, rounded to bf16,
+so that their task vectors tie by the thousand as real bf16 ones do) are written once, as a
+study's models folder. Each contender runs in its own process under `/usr/bin/time`, so that
+its wall time and peak RSS are its own:
+
+- `io_floor`: read every tensor of the four inputs and write one model's worth, no arithmetic,
+  through the engine's own reads and writes (`engine.write_model`, on as many threads);
+- `ours`: the `merge` stage's own code path (`stages.merge.run`, with params made for it): a
+  TIES merge of the three (weight 0.5, density 0.5) from the base, diagnostics on;
+- `ours_no_diagnostics`: the same with the merge's `diagnostics: false`;
+- `mergekit`: `mergekit-yaml` on the mergekit.yaml the stage exported.
+
+The bounds: `ours` within 3 × the floor's wall time and 1.5 GB of peak RSS. It also counts the
+entries where ours and mergekit's outputs differ (ties at TIES's cutoff, see
+stages/merging/methods.py).
 
     python benchmarks/merge_memory.py [--work DIR] [--keep]
 
-Needs about 9 GB of free disk in DIR (default: a temporary folder) and mergekit 0.1.5 (a test
-dependency). Prints a table and writes reports/benchmarks/merge_memory.json.
+Needs about 10 GB of free disk in DIR (default: a temporary folder, removed afterwards unless
+`--keep`; a DIR given is kept, and models already in it are reused) and mergekit 0.1.5 (a
+test dependency). Prints a table and writes reports/benchmarks/merge_memory.json.
 """
 
 from __future__ import annotations
@@ -38,22 +50,23 @@ LLAMA_1B = {
     "dtype": "bfloat16",
 }
 SHARD_BYTES = 10**9
+TUNED = ("a", "b", "c")
+MERGE = "bench"
+WALL_BOUND, RSS_BOUND_MB = 3.0, 1536
+NO_TOKENIZER = ["--no-copy-tokenizer"]  # the random models have none
 
 
-def write_random_model(folder: Path, seed: int) -> None:
-    """Random bf16 weights in Llama's tensor names, in shards of about 1 GB, with an index."""
-    import torch
-    from safetensors.torch import save_file
-
+def shapes() -> dict[str, tuple[int, ...]]:
     c = LLAMA_1B
     head = c["hidden_size"] // c["num_attention_heads"]
-    shapes = {"model.embed_tokens.weight": (c["vocab_size"], c["hidden_size"])}
+    kv = c["num_key_value_heads"] * head
+    found = {"model.embed_tokens.weight": (c["vocab_size"], c["hidden_size"])}
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}"
-        shapes |= {
+        found |= {
             f"{p}.self_attn.q_proj.weight": (c["hidden_size"], c["hidden_size"]),
-            f"{p}.self_attn.k_proj.weight": (c["num_key_value_heads"] * head, c["hidden_size"]),
-            f"{p}.self_attn.v_proj.weight": (c["num_key_value_heads"] * head, c["hidden_size"]),
+            f"{p}.self_attn.k_proj.weight": (kv, c["hidden_size"]),
+            f"{p}.self_attn.v_proj.weight": (kv, c["hidden_size"]),
             f"{p}.self_attn.o_proj.weight": (c["hidden_size"], c["hidden_size"]),
             f"{p}.mlp.gate_proj.weight": (c["intermediate_size"], c["hidden_size"]),
             f"{p}.mlp.up_proj.weight": (c["intermediate_size"], c["hidden_size"]),
@@ -61,83 +74,126 @@ def write_random_model(folder: Path, seed: int) -> None:
             f"{p}.input_layernorm.weight": (c["hidden_size"],),
             f"{p}.post_attention_layernorm.weight": (c["hidden_size"],),
         }
-    shapes["model.norm.weight"] = (c["hidden_size"],)
-    shapes["lm_head.weight"] = (c["vocab_size"], c["hidden_size"])
-    folder.mkdir(parents=True)
-    generator = torch.Generator().manual_seed(seed)
-    shards, current, size = [], {}, 0
-    for name, shape in shapes.items():
-        current[name] = (0.02 * torch.randn(shape, generator=generator)).to(torch.bfloat16)
-        size += current[name].numel() * 2
-        if size >= SHARD_BYTES:
-            shards.append(current)
-            current, size = {}, 0
-    shards.append(current)
-    weight_map = {}
-    for i, shard in enumerate(shards, start=1):
-        file = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, folder / file, metadata={"format": "pt"})
-        weight_map |= dict.fromkeys(shard, file)
-    total = sum(2 * math.prod(shape) for shape in shapes.values())
-    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    (folder / "config.json").write_text(json.dumps(c))
+    found["model.norm.weight"] = (c["hidden_size"],)
+    found["lm_head.weight"] = (c["vocab_size"], c["hidden_size"])
+    return found
 
 
-def parameters(folder: str) -> int:
-    index = json.loads((Path(folder) / "model.safetensors.index.json").read_text())
-    return index["metadata"]["total_size"] // 2
+def write_models(root: Path) -> None:
+    """The base (random, std 0.02) and the fine-tuned-like models (base + N(0, 0.001)), bf16,
+    tensor by tensor, each in shards of about 1 GB with an index, as the study keeps them."""
+    import torch
+    from safetensors.torch import save_file
+
+    from stages.core import models
+
+    folders = [models.folder("base", None, root)]
+    folders += [models.folder(f"sft/{name}", 0, root) for name in TUNED]
+    generator = torch.Generator().manual_seed(0)
+    shards = [[{}] for _ in folders]
+    for name, shape in shapes().items():
+        base = 0.02 * torch.randn(shape, generator=generator)
+        for i, model in enumerate(shards):
+            delta = 0.001 * torch.randn(shape, generator=generator) if i else 0
+            model[-1][name] = (base + delta).to(torch.bfloat16)
+            if sum(t.numel() * 2 for t in model[-1].values()) >= SHARD_BYTES:
+                model.append({})
+    total = sum(2 * math.prod(shape) for shape in shapes().values())
+    for folder, model in zip(folders, shards, strict=True):
+        folder.mkdir(parents=True)
+        model = [shard for shard in model if shard]
+        weight_map = {}
+        for i, shard in enumerate(model, start=1):
+            file = f"model-{i:05d}-of-{len(model):05d}.safetensors"
+            save_file(shard, folder / file, metadata={"format": "pt"})
+            weight_map |= dict.fromkeys(shard, file)
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+        (folder / "config.json").write_text(json.dumps(LLAMA_1B))
 
 
-def io_floor(models: list[str], out: str) -> None:
+def params(diagnostics: bool):
+    """Params declaring the three models as SFT runs and the TIES merge of them."""
+    from stages.core.config import validate_params
+
+    world = {"kind": "builtin", "eval": {"general": 1}, "train": {"general": 4}}
+    phase = {"learning_rate": 1.0e-3}
+    merge = {
+        "method": "ties",
+        "stage": "sft",
+        "base": "base",
+        "models": [{"model": f"sft/{name}"} for name in TUNED],
+        "parameters": {"weight": 0.5, "density": 0.5},
+        "diagnostics": diagnostics,
+    }
+    return validate_params(
+        {
+            "languages": ["en"],
+            "data": {"sources": {"w": world}},
+            "mixtures": {"m": {"safety": 0.0, "size_per_language": 4}},
+            "base": {"source": "hf", "path": "models/base"},
+            "train": {"sft": phase, "dpo": phase},
+            "sft": {name: {"mixture": "m", "init": "base"} for name in TUNED},
+            "merges": {MERGE: merge},
+        }
+    )
+
+
+def io_floor(root: Path) -> None:
     """Read every tensor of every input; write one model's worth of tensors; nothing else."""
+    from stages.core import models
     from stages.merging import engine
 
-    inputs = [engine.inspect(Path(m)) for m in models]
+    refs = ["base", *(f"sft/{name}" for name in TUNED)]
+    inputs = [engine.inspect(models.folder(ref, 0, root)) for ref in refs]
+    out = root / "out_floor"
+    out.mkdir()
     template = inputs[0]
-    out_path = Path(out)
-    out_path.mkdir()
 
-    def tensors():
-        for name, tensor in template.tensors.items():
-            for weights in inputs[1:]:
-                weights.tensors[name].read()
-            yield iter([tensor.read()])
+    def parts_of(name: str) -> list:
+        for weights in inputs[1:]:
+            weights.tensors[name].read()
+        return [template.tensors[name].read()]
 
     entries = [(n, t.dtype, t.shape) for n, t in template.tensors.items()]
-    engine.write_shard(out_path / "model.safetensors", entries, tensors())
+    engine.write_model(out, entries, parts_of, SHARD_BYTES)  # as the merge writes, threads too
 
 
-def ours(models: list[str], out: str, method: str = "ties") -> None:
-    from stages.merging import engine
-    from stages.merging.registry import METHODS
+def ours(root: Path) -> None:
+    from stages import merge
 
-    base, *rest = [engine.inspect(Path(m)) for m in models]
-    linear = method == "linear"
-    job = engine.Job(
-        method=METHODS[method],
-        inputs=[base, *rest] if linear else rest,
-        model_settings=[{} for _ in range(len(models) if linear else len(rest))],
-        merge_settings={"weight": 0.5} | ({} if linear else {"density": 0.5}),
-        base=None if linear else base,
-        seed=0,
-        out_dtype=None,
-    )
-    Path(out).mkdir()
-    engine.run(job, Path(out), max_shard_bytes=SHARD_BYTES)
+    merge.run(params(diagnostics=True), MERGE, root, max_shard_bytes=SHARD_BYTES)
 
 
-def ours_linear(models: list[str], out: str) -> None:
-    """The engine without TIES's selection: a linear merge of the same three models."""
-    ours(models, out, method="linear")
+def ours_no_diagnostics(root: Path) -> None:
+    from stages import merge
+
+    merge.run(params(diagnostics=False), MERGE, root, max_shard_bytes=SHARD_BYTES)
 
 
-def timed(command: list[str]) -> dict:
+def timed(command: list[str], cwd: Path | None = None) -> dict:
+    subprocess.run(["sync"], check=True)  # no contender pays for another's writes
     finished = subprocess.run(
-        ["/usr/bin/time", "-f", "%e %M", *command], capture_output=True, text=True, check=True
+        ["/usr/bin/time", "-f", "%e %M", *command], capture_output=True, text=True, cwd=cwd
     )
+    if finished.returncode:
+        sys.exit(f"{command} failed:\n{finished.stderr}")
     seconds, kilobytes = finished.stderr.strip().splitlines()[-1].split()
     return {"seconds": float(seconds), "peak_rss_mb": round(int(kilobytes) / 1024)}
+
+
+def agreement(ours_folder: Path, theirs_folder: Path) -> dict:
+    """Entries where the two merged models differ, and by how much at most."""
+    from stages.merging import engine
+
+    mine, theirs = engine.inspect(ours_folder), engine.inspect(theirs_folder)
+    different, largest, entries = 0, 0.0, 0
+    for name, tensor in mine.tensors.items():
+        a, b = tensor.read().float(), theirs.tensors[name].read().float()
+        different += int((a != b).sum())
+        largest = max(largest, float((a - b).abs().max()))
+        entries += a.numel()
+    return {"share_of_entries_different": different / entries, "max_abs_difference": largest}
 
 
 def main() -> None:
@@ -145,61 +201,49 @@ def main() -> None:
     parser.add_argument("--work", help="folder for the models (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the models afterwards")
     parser.add_argument("--out", default="reports/benchmarks/merge_memory.json")
-    contenders = {"io_floor": io_floor, "ours": ours, "ours_linear": ours_linear}
+    contenders = {"io_floor": io_floor, "ours_no_diagnostics": ours_no_diagnostics, "ours": ours}
     parser.add_argument("--contender", choices=contenders, help=argparse.SUPPRESS)
-    parser.add_argument("--into", help=argparse.SUPPRESS)
-    parser.add_argument("models", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.contender:  # one measured run, in its own process
-        contenders[options.contender](options.models, options.into)
+        contenders[options.contender](Path(options.root))
         return
     work = Path(options.work or tempfile.mkdtemp(prefix="merge-bench-"))
-    models = [str(work / name) for name in ("base", "a", "b")]
-    for seed, folder in enumerate(models):
-        if not Path(folder).exists():
-            write_random_model(Path(folder), seed)
-    config = {
-        "merge_method": "ties",
-        "base_model": models[0],
-        "models": [{"model": m, "parameters": {"weight": 0.5, "density": 0.5}} for m in models[1:]],
-        "dtype": "float32",
-        "out_dtype": "bfloat16",
-    }
-    (work / "mergekit.yaml").write_text(json.dumps(config))
+    if not (work / "models").exists():
+        write_models(work)
+    merged = work / "models" / "merge" / MERGE
     results = {}
     for name in contenders:
-        out = work / f"out_{name}"
-        shutil.rmtree(out, ignore_errors=True)
-        results[name] = timed(
-            [sys.executable, __file__, "--contender", name, "--into", str(out), *models]
-        )
+        for stale in (work / "out_floor", merged, work / "reports"):
+            shutil.rmtree(stale, ignore_errors=True)
+        command = [sys.executable, __file__, "--contender", name, "--root", str(work)]
+        results[name] = timed(command)
+    config = work / "mergekit.yaml"  # paths in it are relative to the study's root
+    shutil.copyfile(merged / "seed-0" / "mergekit.yaml", config)
     shutil.rmtree(work / "out_mergekit", ignore_errors=True)
     mergekit = Path(sys.executable).with_name("mergekit-yaml")
     results["mergekit"] = timed(
-        [
-            str(mergekit),
-            str(work / "mergekit.yaml"),
-            str(work / "out_mergekit"),
-            "--no-write-model-card",
-            "--no-copy-tokenizer",
-        ]
+        [str(mergekit), str(config), "out_mergekit", "--no-write-model-card", *NO_TOKENIZER],
+        cwd=work,
     )
     floor = results["io_floor"]["seconds"]
-    print(f"{'':10} {'seconds':>8} {'× floor':>8} {'peak RSS':>9}")
+    print(f"{'':20} {'seconds':>8} {'× floor':>8} {'peak RSS':>9}")
     for name, r in results.items():
-        print(f"{name:10} {r['seconds']:8.1f} {r['seconds'] / floor:8.2f} {r['peak_rss_mb']:7d} MB")
+        print(f"{name:20} {r['seconds']:8.1f} {r['seconds'] / floor:8.2f} {r['peak_rss_mb']:6d} MB")
+    on, off = results["ours"]["seconds"], results["ours_no_diagnostics"]["seconds"]
+    summary = {
+        "models": f"base + {len(TUNED)} × 0.85B bf16 (Llama shape), TIES density 0.5",
+        "results": results,
+        "ours_over_floor": round(on / floor, 2),
+        "within_bounds": on <= WALL_BOUND * floor
+        and results["ours"]["peak_rss_mb"] <= RSS_BOUND_MB,
+        "diagnostics_share_of_wall_time": round((on - off) / on, 3),
+        "ours_against_mergekit": agreement(merged / "seed-0", work / "out_mergekit"),
+    }
+    print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2))
     out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "models": f"3 × {parameters(models[0]) / 1e9:.2f}B bf16 (Llama shape)",
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    out.write_text(json.dumps(summary, indent=2) + "\n")
     if not options.keep and not options.work:
         shutil.rmtree(work)
 

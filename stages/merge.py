@@ -1,7 +1,7 @@
 """Stage `merge@<merge>`: merge models tensor by tensor into a new model folder, once per
 training seed (the replicates of that seed), each with its resolved recipe (merge.yaml), the
 same merge for mergekit (mergekit.yaml), and how its task vectors interfere, per layer
-(diagnostics.json)."""
+(diagnostics.json, unless the merge's `diagnostics` are off)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from stages.core import models
-from stages.core.config import Params
+from stages.core.config import Merge, Params
 from stages.core.errors import StageError
 from stages.core.io import atomic_path, write_json
 from stages.merging import engine, recipe
@@ -35,25 +35,28 @@ def copy_companions(source: Path, out: Path, out_dtype: str | None) -> None:
         (out / "config.json").write_text(json.dumps(config | {"dtype": out_dtype}, indent=2) + "\n")
 
 
+def inputs_of(merge: Merge) -> list[str]:
+    """The models a merge reads, in params order (its models, then its base), each once."""
+    return list(dict.fromkeys([m.model for m in merge.models] + [merge.base] * bool(merge.base)))
+
+
 def run(
     params: Params, name: str, root: Path = Path("."), max_shard_bytes: int = 5 * 10**9
 ) -> dict:
     """Every replicate of merge `name`, and its diagnostics by seed (reports/merges/)."""
     merge = params.merges[name]
-    refs = {m.model for m in merge.models} | ({merge.base} - {None})
     missing = [
         (ref, models.folder(ref, seed, root))
-        for ref in sorted(refs)
+        for ref in inputs_of(merge)
         for seed in params.seeds
         if not models.folder(ref, seed, root).is_dir()
     ]
     if missing:
         ref, folder = missing[0]
         raise StageError(f"no model at {folder}: run {models.producer(ref)} first")
-    for seed in params.seeds:  # models that do not fit together are refused before writing
-        engine.check_compatible(
-            {ref: engine.inspect(models.folder(ref, seed, root)) for ref in refs}
-        )
+    # Every input of every seed is checked against its headers, and the models against each
+    # other, before anything is written: a bad input leaves no output at all.
+    inputs = {seed: inspect_inputs(merge, seed, root) for seed in params.seeds}
     summary = {"method": merge.method, "stage": merge.stage, "seeds": {}}
     layers = {}
     # Every replicate or none: a merge that fails for one seed leaves no folder at all.
@@ -62,10 +65,11 @@ def run(
         for seed in params.seeds:
             replicate = models.seed_folder(seed)
             diagnostics = merge_replicate(
-                params, name, seed, root, folder / replicate, max_shard_bytes
+                params, name, seed, root, folder / replicate, max_shard_bytes, *inputs[seed]
             )
-            summary["seeds"][replicate] = diagnostics["overall"]
-            layers[replicate] = layer_rows(diagnostics)
+            # Without diagnostics the reports stay, empty, as DVC declares them.
+            summary["seeds"][replicate] = diagnostics["overall"] if diagnostics else {}
+            layers[replicate] = layer_rows(diagnostics) if diagnostics else []
     with atomic_path(root / REPORTS / name) as tmp:
         for replicate, rows in layers.items():
             write_json(tmp / f"{replicate}.json", rows)
@@ -74,19 +78,46 @@ def run(
     return summary
 
 
+def inspect_inputs(
+    merge: Merge, seed: int, root: Path
+) -> tuple[dict[str, engine.Weights], engine.Weights | None]:
+    """The models `merge` reads for training seed `seed`, checked against their safetensors
+    headers and against each other; and the model its diagnostics measure task vectors from,
+    the common ancestor: the merge's base for task-vector methods, else the study's base model
+    when it has the same tensors (None when there is none, or the diagnostics are off)."""
+    refs = inputs_of(merge)
+    weights = {ref: engine.inspect(models.folder(ref, seed, root)) for ref in refs}
+    engine.check_compatible(weights)
+    if not merge.diagnostics:
+        return weights, None
+    if METHODS[merge.method].computation == "task_vector":
+        return weights, weights[merge.base]
+    folder = models.folder(models.BASE, seed, root)
+    if not folder.is_dir():
+        return weights, None
+    candidate = engine.inspect(folder)
+    try:
+        engine.check_compatible({refs[0]: weights[refs[0]], models.BASE: candidate})
+    except StageError:
+        return weights, None
+    return weights, candidate
+
+
 def merge_replicate(
-    params: Params, name: str, seed: int, root: Path, folder: Path, max_shard_bytes: int
-) -> dict:
-    """Merge the replicates of training seed `seed` into `folder`; its interference
-    diagnostics."""
+    params: Params,
+    name: str,
+    seed: int,
+    root: Path,
+    folder: Path,
+    max_shard_bytes: int,
+    weights: dict[str, engine.Weights],
+    reference: engine.Weights | None,
+) -> dict | None:
+    """Merge the replicates of training seed `seed` (`weights`, from `inspect_inputs`) into
+    `folder`; its interference diagnostics, from `reference`, or None when they are off."""
     merge = params.merges[name]
     method = METHODS[merge.method]
     refs = [m.model for m in merge.models]
-    paths = {
-        ref: models.folder(ref, seed, root) for ref in {*refs, merge.base, models.BASE} - {None}
-    }
-    # run() has checked that these fit together, for every seed, before any was merged.
-    weights = {ref: engine.inspect(paths[ref]) for ref in {*refs, merge.base} - {None}}
     if method.computation == "slerp":
         # From the base (t = 0) to the other model; a model merged with itself is both ends.
         order = sorted(range(len(refs)), key=lambda i: refs[i] != merge.base)
@@ -102,27 +133,19 @@ def merge_replicate(
         seed=f"{merge.seed}:{seed}",
         out_dtype=recipe.OUT_DTYPES.get(merge.out_dtype),
     )
-    # Interference is measured from the common ancestor: the merge's base for task-vector
-    # methods, else the study's base model when it has the same tensors.
-    reference = job.base
-    if reference is None and paths[models.BASE].is_dir():
-        candidate = engine.inspect(paths[models.BASE])
-        try:
-            engine.check_compatible({refs[0]: weights[refs[0]], models.BASE: candidate})
-            reference = candidate
-        except StageError:
-            reference = None
-    interference = Interference([refs[i] for i in order])
+    interference = Interference([refs[i] for i in order]) if merge.diagnostics else None
     folder.mkdir()
-    engine.run(job, folder, max_shard_bytes, interference.observe, reference)
+    observe = interference.observe if interference else None
+    engine.run(job, folder, max_shard_bytes, observe, reference)
     copy_companions(job.template.folder, folder, merge.out_dtype)
-    relative = {ref: path.relative_to(root) for ref, path in paths.items()}
+    relative = {ref: models.folder(ref, seed, root).relative_to(root) for ref in weights}
     (folder / "merge.yaml").write_text(
         yaml.safe_dump(recipe.resolved(name, merge, relative, seed), sort_keys=False)
     )
-    (folder / "mergekit.yaml").write_text(
-        yaml.safe_dump(recipe.mergekit_config(merge, relative), sort_keys=False)
-    )
+    mergekit = recipe.mergekit_config(merge, relative, job.template.float_dtype)
+    (folder / "mergekit.yaml").write_text(yaml.safe_dump(mergekit, sort_keys=False))
+    if interference is None:
+        return None
     diagnostics = interference.report()
     write_json(folder / "diagnostics.json", diagnostics)
     return diagnostics

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,19 @@ from stages import merge as merge_stage
 from stages.core import models
 from stages.core.config import validate_params
 from stages.core.errors import StageError
-from stages.merging import methods, parameters
+from stages.merging import engine, methods, parameters
 from stages.merging.registry import METHODS
 from tests.conftest import inside
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """As the engine runs: torch's threads stall whenever another process holds a core."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 # --- the methods, on small tensors -----------------------------------------------------------
 
@@ -95,33 +106,124 @@ def test_ties_keeps_the_largest_entries_and_the_elected_sign_hand_computed():
     assert merged.tolist() == [2.0, 2.5, 3.0, 0.0]
 
 
+def rows_of(magnitudes: torch.Tensor):
+    """`methods.Values` of a tensor of magnitudes (a row per task vector)."""
+
+    def values(index, rows=None):
+        return (magnitudes if rows is None else magnitudes[rows])[:, index]
+
+    return values
+
+
+def kept(method: str, magnitudes: torch.Tensor, density: float, gamma: float = 0.0) -> list:
+    """Which entries `method` keeps of a task vector with these magnitudes."""
+    count = magnitudes.numel()
+    values = rows_of(magnitudes[None])
+    (rule,) = methods.keep_rules(METHODS[method], values, count, [density], [gamma], [None])
+    return rule.keep(magnitudes).tolist()
+
+
 def test_breadcrumbs_drops_the_outliers_and_the_smallest_hand_computed():
     tensor = torch.tensor([0.1, -5.0, 2.0, 0.5, -1.0, 3.0])
-    kept = methods.outlier_mask(tensor.abs(), density=0.5, gamma=1 / 6)
-    assert kept.tolist() == [False, False, True, False, True, True]
+    assert kept("breadcrumbs", tensor.abs(), density=0.5, gamma=1 / 6) == [
+        False, False, True, False, True, True
+    ]  # fmt: skip
+    # Outliers and density overlap (2 + 5 > 6): as in mergekit, fewer outliers are dropped.
+    from mergekit.sparsify import magnitude_outliers
+
+    overlapping = kept("breadcrumbs", tensor.abs(), density=5 / 6, gamma=2 / 6)
+    assert overlapping == [True] + [False] + [True] * 4
+    assert overlapping == (magnitude_outliers(tensor, 5 / 6, gamma=2 / 6) != 0).tolist()
 
 
-def test_the_k_largest_are_selected_exactly_even_among_equal_values():
-    values = torch.tensor([3.0, 1.0, 2.0, 2.0, 2.0, 0.5])
-    assert methods.largest(values, 3).tolist() == [True, False, True, True, False, False]
-    assert int(methods.largest(torch.randn(10_001), 5_000).sum()) == 5_000
+def test_equal_magnitudes_at_a_cutoff_go_to_the_earlier_entries():
+    """The order of a stable descending sort: TIES keeps the earlier of equal entries at its
+    cutoff, Breadcrumbs drops the earlier ones as outliers and keeps the earlier at the
+    bottom of its window."""
+    ties = torch.tensor([1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 0.0])
+    assert kept("ties", ties, density=0.5) == [True, True, False, True, False, True, False, False]
+    # Drop one of the three 2s (the first), then keep four: the other two 2s and two 1s.
+    assert kept("breadcrumbs", ties, density=0.5, gamma=1 / 8) == [
+        True, False, True, True, False, True, False, False
+    ]  # fmt: skip
+    cutoff = methods.top(ties.__getitem__, ties.numel(), 4)
+    signed = torch.tensor([-1.0, 2.0, 1.0, -2.0, 1.0, 2.0, -1.0, 0.0])
+    cutoff.thin_(signed)
+    assert signed.tolist() == [-1.0, 2.0, 0.0, -2.0, 0.0, 2.0, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("k", [1, 700_000, 1_500_000, 2**21 - 1])
-def test_the_bracketed_selection_of_a_large_tensor_is_exact(k):
-    # Few distinct values, so that many equal the threshold: the bracket must still be exact.
-    values = torch.randint(0, 1000, (2**21,), generator=torch.Generator().manual_seed(k)).float()
+def stable_top(values: torch.Tensor, k: int) -> torch.Tensor:
     expected = torch.zeros(values.numel(), dtype=torch.bool)
     expected[torch.sort(values, descending=True, stable=True).indices[:k]] = True
-    assert methods.kth_largest(values, k) == torch.sort(values, descending=True).values[k - 1]
-    assert torch.equal(methods.largest(values, k), expected)
+    return expected
+
+
+@pytest.mark.parametrize(
+    ("distinct", "k"),
+    [
+        *[(1000, k) for k in (1, 175_000, 375_000, 2**19 - 1)],
+        *[(8, k) for k in (225_000, 2**18 - 1250, 2**18 + 1250)],  # brackets over 1 or 2 ties
+        (0, 3),  # a bracket that misses: selected over all entries
+    ],
+)
+def test_the_bracketed_selection_of_a_large_tensor_is_exact(distinct, k):
+    """Exact whichever way the bracket goes: many distinct values (entries inside the bracket
+    are kept), a few each tied by thousands (counts at its ends), continuous (0: normal)."""
+    generator = torch.Generator().manual_seed(k)
+    count = 2**19  # above 4 × SAMPLE: bracketed
+    if distinct:
+        values = torch.randint(0, distinct, (count,), generator=generator).float()
+    else:
+        values = torch.randn(count, generator=generator).abs()
+    expected = stable_top(values, k)
+    cutoff = methods.top(values.__getitem__, count, k)
+    assert cutoff.threshold == torch.sort(values, descending=True).values[k - 1]
+    assert torch.equal(cutoff.keep(values), expected)
+    # Part by part, as the engine tests them, and thinned as the engine thins them.
+    parts = [cutoff.keep(values[p], p.start) for p in methods.chunks(count)]
+    assert torch.equal(torch.cat(parts), expected)
+    signed = values * torch.where(torch.arange(count) % 2 == 0, 1.0, -1.0)
+    expected_thinned = signed * expected
+    for part in methods.chunks(count):
+        cutoff.thin_(signed[part], part.start)
+    assert torch.equal(signed, expected_thinned)
+
+
+@pytest.mark.parametrize(("count", "k"), [(524_290, 249_318), (524_289, 276_137)])
+def test_a_tied_value_the_sample_takes_for_the_cutoff_wrongly_is_still_exact(count, k):
+    """5 % of the entries tie at 0.5 and the k-th largest is just above them (or just below):
+    with these sizes the seeded sample puts the cutoff inside the tie, the counts at it show
+    that it is not, and the entries inside the bracket give the answer."""
+    generator = torch.Generator().manual_seed(0)
+    values = torch.rand(count, generator=generator)
+    values[torch.randperm(count, generator=generator)[: count // 20]] = 0.5
+    cutoff = methods.top(values.__getitem__, count, k)
+    assert cutoff.threshold != 0.5
+    assert torch.equal(cutoff.keep(values), stable_top(values, k))
+
+
+def test_the_selections_of_several_task_vectors_share_their_passes_and_stay_exact():
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.stack(
+        [
+            torch.randint(0, 6, (2**19,), generator=generator).float(),  # ties at the ends
+            torch.randn(2**19, generator=generator).abs(),  # inside the bracket
+            torch.zeros(2**19),  # a task vector that is all 0
+        ]
+    )
+    ks = [150_000, 262_144, 1000]
+    cutoffs = methods.tops(rows_of(rows), 2**19, ks)
+    for row, k, cutoff in zip(rows, ks, cutoffs, strict=True):
+        assert torch.equal(cutoff.keep(row), stable_top(row, k))
 
 
 def test_dare_keeps_its_density_in_share_and_the_task_vector_in_expectation():
     base, model = torch.zeros(200_000), torch.randn(200_000)
-    kept = methods.random_mask(model.numel(), 0.3, torch.Generator().manual_seed(1))
-    assert abs(kept.float().mean().item() - 0.3) < 0.005
-    rescaled = model * kept * methods.l1_factor(model.abs(), kept)
+    rule = methods.random_rule(model.numel(), 0.3, torch.Generator().manual_seed(1))
+    assert abs(rule.mask.float().mean().item() - 0.3) < 0.005
+    magnitudes = model.abs()
+    (factor,) = methods.l1_factors(rows_of(magnitudes[None]), model.numel(), [rule])
+    rescaled = model * rule.mask * factor
     assert torch.isclose(rescaled.abs().sum(), model.abs().sum())
     merged = vector_merge("dare_linear", base, [model], [1.0], densities=[0.3], rescale=True)
     assert abs((merged / model).nanmean().item() - 1) < 0.02  # kept entries scaled by ~1/0.3
@@ -176,7 +278,12 @@ def test_gradients_and_rules_resolve_as_mergekit_does():
 # --- tiny models on disk ----------------------------------------------------------------------
 
 
-def save_llama(folder: Path, state: dict[str, torch.Tensor] | None = None, **overrides) -> dict:
+def save_llama(
+    folder: Path,
+    state: dict[str, torch.Tensor] | None = None,
+    dtype: torch.dtype = torch.float32,
+    **overrides,
+) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     shape = {"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 3}
@@ -186,7 +293,7 @@ def save_llama(folder: Path, state: dict[str, torch.Tensor] | None = None, **ove
     model = LlamaForCausalLM(config)
     if state is not None:
         model.load_state_dict(state)
-    model.save_pretrained(folder)
+    model.to(dtype).save_pretrained(folder)
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
@@ -203,7 +310,23 @@ def llamas(tmp_path_factory) -> Path:
     return root
 
 
-RUNS = ("a", "b", "c", "odd", "mistral", "nope")
+@pytest.fixture(scope="session")
+def bf16_llamas(tmp_path_factory) -> Path:
+    """As `llamas`, in bf16, with fine-tuning-sized noise: task vectors of a few bf16 steps,
+    whose magnitudes tie by the hundred (the norms' are all 0)."""
+    root = tmp_path_factory.mktemp("bf16_llamas")
+    base = save_llama(at(root, "base"), dtype=torch.bfloat16)
+    for seed, name in enumerate("abc", start=1):
+        noise = torch.Generator().manual_seed(seed)
+        tuned = {
+            k: (v.float() + 0.002 * torch.randn(v.shape, generator=noise)).to(torch.bfloat16)
+            for k, v in base.items()
+        }
+        save_llama(at(root, f"sft/{name}"), tuned, dtype=torch.bfloat16)
+    return root
+
+
+RUNS = ("a", "b", "c", "odd", "mistral", "nope", "bad")
 
 
 def at(root: Path, ref: str) -> Path:
@@ -245,7 +368,7 @@ def run_mergekit(root: Path, name: str, out: Path) -> dict[str, torch.Tensor]:
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
-    config = yaml.safe_load((at(root, f"merge/{name}") / "mergekit.yaml").read_text())
+    config = exported(root, name)
 
     def absolute(path: str) -> str:
         return str(root / path)
@@ -290,6 +413,13 @@ AGREEING = {
             {"model": "sft/c"},
         ],
         "parameters": {"weight": 0.5, "density": [{"filter": "mlp", "value": 0.4}, {"value": 0.7}]},
+    },
+    "breadcrumbs_ties": {
+        "method": "breadcrumbs_ties",
+        "stage": "sft",
+        "base": "base",
+        "models": [{"model": "sft/a", "gamma": 0.2}, {"model": "sft/b"}, {"model": "sft/c"}],
+        "parameters": {"weight": 0.5, "density": 0.6, "gamma": 0.05},
     },
 }
 
@@ -375,6 +505,24 @@ def test_the_same_recipe_and_seed_give_the_same_bytes(llamas):
     assert not torch.equal(
         other["model.layers.0.mlp.up_proj.weight"], first[0]["model.layers.0.mlp.up_proj.weight"]
     )
+
+
+def test_the_bytes_and_the_diagnostics_do_not_depend_on_the_number_of_threads(llamas, tmp_path):
+    from stages.merging.diagnostics import Interference
+
+    base = engine.inspect(at(llamas, "base"))
+    inputs = [engine.inspect(at(llamas, f"sft/{n}")) for n in "abc"]
+    settings = {"weight": 0.5, "density": 0.4}
+    job = engine.Job(METHODS["ties"], inputs, [{}] * 3, settings, base, 0, None)
+    made = []
+    for workers in (1, 3):
+        out = tmp_path / str(workers)
+        out.mkdir()
+        interference = Interference(["a", "b", "c"])
+        engine.run(job, out, 5_000, interference.observe, workers=workers)
+        files = {f.name: f.read_bytes() for f in sorted(out.iterdir())}
+        made.append((files, json.dumps(interference.report())))
+    assert len(made[0][0]) > 2 and made[0] == made[1]
 
 
 def test_sharded_output_has_an_index_and_the_chosen_dtype(llamas):
@@ -542,3 +690,305 @@ def test_the_tiny_cohere_base_merges_with_itself_into_itself(tmp_path):
         merged = run_ours(tmp_path, method, spec)
         assert all(torch.equal(merged[n], original[n]) for n in original), method
     assert (at(tmp_path, "merge/ties") / "chat_template.jinja").is_file()
+
+
+# --- inputs checked against their headers -------------------------------------------------------
+
+
+def rewrite_header(file: Path, change) -> None:
+    """Rewrite a safetensors file's header through `change(header)`, keeping its data."""
+    raw = file.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + length])
+    change(header)
+    encoded = json.dumps(header).encode()
+    file.write_bytes(struct.pack("<Q", len(encoded)) + encoded + raw[8 + length :])
+
+
+def overlap(header: dict) -> None:
+    header["model.layers.1.mlp.up_proj.weight"]["data_offsets"] = header[
+        "model.layers.0.mlp.up_proj.weight"
+    ]["data_offsets"]
+
+
+def truncate(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+CORRUPTIONS = {
+    # A copy of a model cut in half: a linear merge of it used to write garbage and exit 0.
+    "truncated": (truncate, r"tensor \S+: its bytes \d+\.\.\d+ are not inside"),
+    "overlapping": (
+        lambda f: rewrite_header(f, overlap),
+        "tensors model.layers.0.mlp.up_proj.weight and model.layers.1.mlp.up_proj.weight overlap",
+    ),
+    "wrong size": (
+        lambda f: rewrite_header(f, lambda h: h["model.norm.weight"].update(shape=[17])),
+        r"tensor model.norm.weight: it has 64 bytes, and F32 × \[17\] needs 68",
+    ),
+    "unknown dtype": (
+        lambda f: rewrite_header(f, lambda h: h["model.norm.weight"].update(dtype="F8_E4M3")),
+        "tensor model.norm.weight: dtype 'F8_E4M3' is not one of",
+    ),
+    "header past the end": (
+        lambda f: f.write_bytes(struct.pack("<Q", 10**6) + f.read_bytes()[8:100]),
+        "its header claims 1000000 bytes",
+    ),
+    "not JSON": (
+        lambda f: f.write_bytes(f.read_bytes()[:8] + b"\xff" * 64 + f.read_bytes()[72:]),
+        "its header is not JSON",
+    ),
+}
+
+
+def with_a_copy(llamas: Path, root: Path, ref: str = "sft/bad") -> Path:
+    """`root` holding the base and sft/a of `llamas` (linked) and a copy of sft/a as `ref`;
+    the copy's weights file."""
+    for linked in ("base", "sft/a"):
+        at(root, linked).parent.mkdir(parents=True, exist_ok=True)
+        at(root, linked).symlink_to(at(llamas, linked))
+    shutil.copytree(at(llamas, "sft/a"), at(root, ref))
+    return at(root, ref) / "model.safetensors"
+
+
+LINEAR_WITH_THE_COPY = {
+    "method": "linear",
+    "stage": "sft",
+    "models": [{"model": "sft/a"}, {"model": "sft/bad"}],
+}
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_a_corrupt_input_is_refused_naming_it_before_anything_is_written(
+    llamas, tmp_path, corruption
+):
+    corrupt, message = CORRUPTIONS[corruption]
+    file = with_a_copy(llamas, tmp_path)
+    corrupt(file)
+    with pytest.raises(StageError, match=message) as error:
+        run_ours(tmp_path, "bad", LINEAR_WITH_THE_COPY)
+    assert str(file.relative_to(tmp_path)) in str(error.value)
+    assert not (tmp_path / "models" / "merge").exists()
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_file_cut_short_after_it_was_checked_fails_the_merge_and_leaves_no_output(
+    llamas, tmp_path, monkeypatch
+):
+    file = with_a_copy(llamas, tmp_path)
+    checked = engine.check_compatible
+
+    def check_then_truncate(weights):  # the file changes between inspection and merge
+        checked(weights)
+        truncate(file)
+
+    monkeypatch.setattr(engine, "check_compatible", check_then_truncate)
+    with pytest.raises(StageError, match=r"tensor \S+ is cut short") as error:
+        run_ours(tmp_path, "bad", LINEAR_WITH_THE_COPY)
+    assert str(file.relative_to(tmp_path)) in str(error.value)
+    assert list((tmp_path / "models" / "merge").iterdir()) == []
+    assert not (tmp_path / "reports").exists()
+
+
+def save_sharded(folder: Path) -> dict[str, torch.Tensor]:
+    """A tiny Llama saved in several shards with an index; its tensors."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder, max_shard_size="10KB")
+    return load_merged(folder)
+
+
+def test_the_weights_are_the_files_the_index_names_or_model_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    sharded = tmp_path / "sharded"
+    tensors = save_sharded(sharded)
+    stray = {"base_model.model.lm_head.lora_A.weight": torch.zeros(2, 16)}
+    save_file(stray, sharded / "adapter_model.safetensors")  # an adapter's: not the model's
+    assert engine.inspect(sharded).tensors.keys() == tensors.keys()
+    single = tmp_path / "single"
+    save_llama(single)
+    save_file(stray, single / "adapter_model.safetensors")
+    assert engine.inspect(single).tensors.keys() == load_file(single / "model.safetensors").keys()
+    (sharded / "model.safetensors.index.json").unlink()
+    with pytest.raises(StageError, match="several safetensors files .* and no model.safetensors"):
+        engine.inspect(sharded)
+
+
+def test_an_index_that_does_not_match_its_shards_is_refused(tmp_path):
+    folder = tmp_path / "sharded"
+    save_sharded(folder)
+    index_file = folder / "model.safetensors.index.json"
+    index = json.loads(index_file.read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    files = list(index["weight_map"].values())
+    # A tensor of a later shard that holds others too (so that the shard stays in the index).
+    moved = next(n for n, f in index["weight_map"].items() if f != shards[0] and files.count(f) > 1)
+    wrong = json.loads(json.dumps(index))
+    wrong["weight_map"][moved] = shards[0]
+    index_file.write_text(json.dumps(wrong))
+    with pytest.raises(StageError, match=f"puts tensor {moved} in {shards[0]}, which does not"):
+        engine.inspect(folder)
+    del wrong["weight_map"][moved]
+    index_file.write_text(json.dumps(wrong))
+    with pytest.raises(StageError, match=f"has tensor {moved}, which .* does not put there"):
+        engine.inspect(folder)
+    index_file.write_text(json.dumps(index))
+    (folder / shards[-1]).unlink()
+    with pytest.raises(StageError, match=f"names shard {shards[-1]}, which is not in"):
+        engine.inspect(folder)
+
+
+# --- bf16 inputs: ties at the cutoff, and the output's dtype in mergekit.yaml ------------------
+
+
+def moved_share(merged: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> float:
+    moved = sum(int(torch.count_nonzero(merged[n] != base[n])) for n in base)
+    return moved / sum(t.numel() for t in base.values())
+
+
+def test_ties_on_bf16_task_vectors_with_many_ties_keeps_as_many_as_mergekit(bf16_llamas, tmp_path):
+    density = 0.3
+    spec = {
+        "method": "ties",
+        "stage": "sft",
+        "base": "base",
+        "models": TRIO,
+        "parameters": {"weight": 0.5, "density": density},
+    }
+    base = load_merged(at(bf16_llamas, "base"))
+    tuned = load_merged(at(bf16_llamas, "sft/a"))
+    ties = 0  # entries that tie with the last one kept but are not needed to reach k
+    for name in base:
+        magnitudes = (tuned[name].float() - base[name].float()).abs().reshape(-1)
+        k = max(1, int(density * magnitudes.numel()))
+        ranked = torch.sort(magnitudes, descending=True).values
+        ties += int(torch.count_nonzero(magnitudes == ranked[k - 1])) - 1
+    entries = sum(t.numel() for t in base.values())
+    assert ties > 0.01 * entries, "the test needs many ties at the cutoff"
+    ours = run_ours(bf16_llamas, "bf16_ties", spec)
+    theirs = run_mergekit(bf16_llamas, "bf16_ties", tmp_path / "mergekit")
+    assert {t.dtype for t in (*ours.values(), *theirs.values())} == {torch.bfloat16}
+    assert abs(moved_share(ours, base) - moved_share(theirs, base)) < 0.001
+    assert moved_share(ours, base) > 0.25
+
+
+def exported(root: Path, name: str) -> dict:
+    return yaml.safe_load((at(root, f"merge/{name}") / "mergekit.yaml").read_text())
+
+
+def test_mergekit_yaml_reproduces_the_output_dtype(bf16_llamas, tmp_path):
+    spec = {
+        "method": "task_arithmetic",
+        "stage": "sft",
+        "base": "base",
+        "models": TRIO,
+        "parameters": {"weight": 0.6, "lambda": 0.8},
+    }
+    ours = run_ours(bf16_llamas, "bf16_arithmetic", spec)
+    config = exported(bf16_llamas, "bf16_arithmetic")
+    assert (config["dtype"], config["out_dtype"]) == ("float32", "bfloat16")
+    theirs = run_mergekit(bf16_llamas, "bf16_arithmetic", tmp_path / "mergekit")
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert ours[name].dtype == theirs[name].dtype == torch.bfloat16, name
+        # Both round the same float32 result to bf16: they differ by a bf16 step at most.
+        assert torch.allclose(ours[name].float(), theirs[name].float(), rtol=2**-7, atol=0), name
+    as_float32 = run_ours(bf16_llamas, "bf16_to_float32", spec | {"out_dtype": "float32"})
+    config = exported(bf16_llamas, "bf16_to_float32")
+    assert config["out_dtype"] == "float32"
+    assert {t.dtype for t in as_float32.values()} == {torch.float32}
+
+
+# --- diagnostics: a switch, and cheap -----------------------------------------------------------
+
+
+def test_diagnostics_switched_off_leave_the_model_and_empty_reports(llamas):
+    run_ours(llamas, "loud", AGREEING["ties"])
+    run_ours(llamas, "quiet", AGREEING["ties"] | {"diagnostics": False})
+    loud, quiet = at(llamas, "merge/loud"), at(llamas, "merge/quiet")
+    assert (loud / "diagnostics.json").is_file() and not (quiet / "diagnostics.json").exists()
+    assert (loud / "model.safetensors").read_bytes() == (quiet / "model.safetensors").read_bytes()
+    reports = llamas / "reports" / "merges"
+    assert json.loads((reports / "quiet" / "seed-0.json").read_text()) == []
+    summary = json.loads((reports / "quiet.json").read_text())
+    assert summary == {"method": "ties", "stage": "sft", "seeds": {"seed-0": {}}}
+    assert json.loads((reports / "loud" / "seed-0.json").read_text()) != []
+
+
+def sign_shares(deltas: torch.Tensor) -> tuple[float, float]:
+    """The shares of conflicting signs and of entries moved by two or more, by definition."""
+    signs = deltas.sign()
+    moved = (signs != 0).sum(dim=0) >= 2
+    conflicts = moved & (signs > 0).any(dim=0) & (signs < 0).any(dim=0)
+    return conflicts.sum().item() / moved.sum().item(), moved.sum().item() / deltas.shape[1]
+
+
+def test_diagnostics_agree_with_a_float64_computation(llamas):
+    """The streamed statistics of a merge against their definitions over whole tensors in
+    float64 (the tensors are smaller than a part: every part is counted, and exact)."""
+    run_ours(llamas, "measured", {"method": "ties", "stage": "sft", "base": "base", "models": TRIO})
+    diagnostics = json.loads((at(llamas, "merge/measured") / "diagnostics.json").read_text())
+    base = load_merged(at(llamas, "base"))
+    tuned = [load_merged(at(llamas, f"sft/{n}")) for n in "abc"]
+    layer = [n for n in base if ".layers.1." in n]
+    deltas = torch.stack(
+        [torch.cat([(t[n].double() - base[n].double()).reshape(-1) for n in layer]) for t in tuned]
+    )
+    figures = diagnostics["layers"]["1"]
+    norms = deltas.norm(dim=1)
+    assert list(figures["norms"].values()) == pytest.approx(norms.tolist(), rel=1e-6)
+    cosine = float(deltas[0] @ deltas[1] / (norms[0] * norms[1]))
+    assert figures["cosine"]["sft/a | sft/b"] == pytest.approx(cosine, abs=1e-6)
+    assert figures["entries"] == figures["sampled_entries"] == deltas.shape[1]
+    conflicts, moved = sign_shares(deltas)
+    assert figures["sign_conflicts"] == pytest.approx(conflicts, abs=1e-12)
+    assert figures["moved_by_two_or_more"] == pytest.approx(moved, abs=1e-12)
+    assert figures["sign_conflicts_standard_error"] == 0
+
+
+def test_the_sampled_shares_of_signs_are_within_the_errors_they_state():
+    """A tensor of 64 parts whose task vectors agree more in its later parts: one part in
+    `STRIDE` is counted, and the exact shares lie within 4 of the stated standard errors."""
+    from stages.merging.diagnostics import STRIDE, Interference
+
+    generator = torch.Generator().manual_seed(0)
+    count = 64 * methods.CHUNK
+    shared = torch.linspace(0.4, 0.6, count)  # how much of a common direction each entry has
+    common = torch.randn(count, generator=generator)
+    deltas = shared * common + (1 - shared) * torch.randn(3, count, generator=generator)
+    deltas *= torch.rand(3, count, generator=generator) > 0.3  # some entries do not move
+    interference = Interference(["a", "b", "c"])
+    for part in methods.chunks(count):
+        interference.observe("model.layers.0.mlp.up_proj.weight", part.start, deltas[:, part])
+    figures = interference.report()["layers"]["0"]
+    assert figures["sampled_entries"] == count // STRIDE
+    conflicts, moved = sign_shares(deltas)
+    for key, exact in (("sign_conflicts", conflicts), ("moved_by_two_or_more", moved)):
+        error = figures[f"{key}_standard_error"]
+        assert 0 < error < 0.02 and abs(figures[key] - exact) < 4 * error, (key, error)
+
+
+# --- messages that do not depend on the hash seed -----------------------------------------------
+
+
+def test_a_refusal_names_the_models_in_params_order(llamas, tmp_path):
+    root = tmp_path / "root"
+    for ref in ("base", "sft/a"):
+        at(root, ref).parent.mkdir(parents=True, exist_ok=True)
+        at(root, ref).symlink_to(at(llamas, ref))
+    save_llama(at(root, "sft/odd"), vocab_size=80)
+    for first, second in (("sft/odd", "sft/a"), ("sft/a", "sft/odd")):
+        spec = {"method": "linear", "stage": "sft", "models": [{"model": first}, {"model": second}]}
+        with pytest.raises(StageError) as error:
+            run_ours(root, "odd", spec)
+        assert str(error.value).startswith(f"cannot merge {first} and {second}: their vocab_size")

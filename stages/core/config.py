@@ -560,6 +560,7 @@ class Merge(Strict):
     parameters: MergeParameters = MergeParameters()
     seed: int = 0
     out_dtype: Literal["float32", "bfloat16", "float16"] | None = None
+    diagnostics: bool = True
 
     @field_validator("method")
     @classmethod

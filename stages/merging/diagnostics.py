@@ -2,7 +2,15 @@
 
 For task vectors τᵢ = θᵢ − θ_ref: their norms, the cosine similarity of every pair, and the
 share of entries whose signs conflict among those where two or more vectors move (what TIES's
-sign election resolves). Statistics accumulate tensor by tensor, in chunks, in float64.
+sign election resolves). Statistics accumulate part by part over the float32 differences the
+merge computes anyway (from the base, for task-vector merges). Norms and cosines come from dot
+products over every entry (in float32 over a part of `methods.CHUNK` entries of each tensor,
+summed over parts in float64). The shares of signs come from every `STRIDE`-th part of each
+tensor (its first part always): a systematic sample of whole parts, whose standard errors
+(those of ratio estimates from a sample of clusters) diagnostics.json states beside them, and
+which are 0 where every part was counted. Counting signs over every entry cost a sixth of a
+TIES merge's time (0.85B-parameter models, base + 3); with the sample, the diagnostics cost
+about 8 % of it (profiled), with standard errors of about 0.0002 per layer.
 """
 
 from __future__ import annotations
@@ -13,47 +21,49 @@ from itertools import combinations
 
 import torch
 
+from stages.merging import methods
 from stages.merging.parameters import layer_of
 
-CHUNK = 2**24  # entries per chunk: bounds the extra memory for the largest tensors
+STRIDE = 8  # the shares of signs count every STRIDE-th part of a tensor
+# Per group, over the parts counted: their number, and the sums of c, m, e, c², m², e², cm, me
+# for c conflicting, m moved and e entries in each (what the standard errors need).
+SUMS = ("conflicts", "moved", "sampled", "conflicts²", "moved²", "sampled²", "cm", "me")
 
 
 class Interference:
     def __init__(self, models: Sequence[str]):
         self.models = list(models)
-        self.groups: dict[str, dict] = {}
+        self.tensors: dict[str, dict] = {}  # per tensor: its sums, from one thread each
 
-    def observe(
-        self, name: str, tensors: Sequence[torch.Tensor], origin: torch.Tensor | None
-    ) -> None:
-        if origin is None:
+    def observe(self, name: str, start: int, deltas: torch.Tensor) -> None:
+        """Add the part of tensor `name`'s task vectors that starts at flat position `start`
+        (float32, a row per model, the same entries of each). Parts of a tensor come in
+        order, from one thread; different tensors may come from different threads."""
+        sums = self.tensors.get(name)
+        if sums is None:
+            sums = self.tensors[name] = _empty(len(self.models))  # one tensor, one thread
+        sums["gram"] += (deltas @ deltas.T).double()
+        sums["parts"] += 1
+        sums["entries"] += deltas.shape[1]
+        if (start // methods.CHUNK) % STRIDE:
             return
-        layer = layer_of(name)
-        group = self.groups.setdefault(
-            "other" if layer is None else str(layer),
-            {
-                "gram": torch.zeros(len(tensors), len(tensors), dtype=torch.float64),
-                "moved": 0,
-                "conflicts": 0,
-                "entries": 0,
-            },
-        )
-        flat_origin = origin.reshape(-1)
-        flats = [t.reshape(-1) for t in tensors]
-        for start in range(0, flat_origin.numel(), CHUNK):
-            deltas = torch.stack(
-                [f[start : start + CHUNK] - flat_origin[start : start + CHUNK] for f in flats]
-            )
-            wide = deltas.to(torch.float64)
-            group["gram"] += wide @ wide.T
-            signs = deltas.sign()
-            moved = (signs != 0).sum(dim=0) >= 2
-            conflicts = moved & ((signs > 0).any(dim=0)) & ((signs < 0).any(dim=0))
-            group["moved"] += int(torch.count_nonzero(moved))
-            group["conflicts"] += int(torch.count_nonzero(conflicts))
-            group["entries"] += deltas.shape[1]
+        signs = torch.sign(deltas)
+        total = signs.sum(0)
+        moving = signs.abs_().sum(0)
+        # Per entry, with p vectors moving it up and q down: `total` is p − q and `moving` is
+        # p + q, so the signs conflict exactly where moving > |total|.
+        moved = int(torch.count_nonzero(moving >= 2))
+        conflicts = int(torch.count_nonzero(moving > total.abs_()))
+        entries = deltas.shape[1]
+        sums["counted"] += 1
+        for key, value in (("conflicts", conflicts), ("moved", moved), ("sampled", entries)):
+            sums[key] += value
+            sums[f"{key}²"] += value**2
+        sums["cm"] += conflicts * moved
+        sums["me"] += moved * entries
 
-    def _summary(self, gram: torch.Tensor, moved: int, conflicts: int, entries: int) -> dict:
+    def _summary(self, group: dict) -> dict:
+        gram = group["gram"]
         norms = gram.diagonal().sqrt()
         cosine = {
             f"{self.models[i]} | {self.models[j]}": (
@@ -63,30 +73,60 @@ class Interference:
             )
             for i, j in combinations(range(len(self.models)), 2)
         }
+        every = group["counted"] == group["parts"]
+        conflicts, conflicts_error = _ratio(group, "conflicts", "moved", "cm", every)
+        moved, moved_error = _ratio(group, "moved", "sampled", "me", every)
         return {
             "norms": {model: float(norm) for model, norm in zip(self.models, norms, strict=True)},
             "cosine": cosine,
-            "sign_conflicts": conflicts / moved if moved else 0.0,
-            "moved_by_two_or_more": moved / entries if entries else 0.0,
+            "sign_conflicts": conflicts,
+            "sign_conflicts_standard_error": conflicts_error,
+            "moved_by_two_or_more": moved,
+            "moved_by_two_or_more_standard_error": moved_error,
+            "entries": group["entries"],
+            "sampled_entries": group["sampled"],
         }
 
     def report(self) -> dict:
-        """Per layer (and `other`: embeddings, final norm), and over the whole model."""
-        layers = sorted((k for k in self.groups if k != "other"), key=int) + ["other"] * (
-            "other" in self.groups
+        """Per layer (and `other`: embeddings, final norm), and over the whole model; tensors
+        are summed in the order of their names, so that the figures do not depend on which
+        thread merged what first."""
+        count = len(self.models)
+        groups: dict[str, dict] = {}
+        total = _empty(count)
+        for name in sorted(self.tensors):
+            layer = layer_of(name)
+            group = groups.setdefault("other" if layer is None else str(layer), _empty(count))
+            for sums in (group, total):
+                for key, value in self.tensors[name].items():
+                    sums[key] = sums[key] + value
+        layers = sorted((k for k in groups if k != "other"), key=int) + ["other"] * (
+            "other" in groups
         )
-        total = {
-            "gram": sum(
-                (g["gram"] for g in self.groups.values()),
-                torch.zeros(len(self.models), len(self.models), dtype=torch.float64),
-            ),
-            **{
-                key: sum(g[key] for g in self.groups.values())
-                for key in ("moved", "conflicts", "entries")
-            },
-        }
         return {
             "models": self.models,
-            "overall": self._summary(**total),
-            "layers": {layer: self._summary(**self.groups[layer]) for layer in layers},
+            "sign_statistics": f"every {STRIDE}th part of {methods.CHUNK} entries of a tensor",
+            "overall": self._summary(total),
+            "layers": {layer: self._summary(groups[layer]) for layer in layers},
         }
+
+
+def _empty(count: int) -> dict:
+    sums = {"gram": torch.zeros(count, count, dtype=torch.float64)}
+    return sums | dict.fromkeys(("parts", "counted", "entries", *SUMS), 0)
+
+
+def _ratio(group: dict, top: str, bottom: str, cross: str, every: bool) -> tuple[float, float]:
+    """Σtop / Σbottom over the parts counted, and its standard error as a ratio estimate from
+    a sample of clusters (Cochran, Sampling Techniques, 1977, §6.11): 0 when every part was
+    counted, as the ratio is then exact; NaN from a single part of several."""
+    n, a, b = group["counted"], group[top], group[bottom]
+    if not b:
+        return 0.0, 0.0
+    ratio = a / b
+    if every:
+        return ratio, 0.0
+    if n < 2:
+        return ratio, math.nan
+    spread = group[f"{top}²"] - 2 * ratio * group[cross] + ratio**2 * group[f"{bottom}²"]
+    return ratio, math.sqrt(max(spread, 0.0) / (n * (n - 1))) / (b / n)

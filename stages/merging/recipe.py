@@ -9,6 +9,7 @@ from stages.core.config import Merge
 from stages.merging.registry import METHODS
 
 OUT_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
+MERGEKIT_DTYPES = {"F64": "float64", "F32": "float32", "BF16": "bfloat16", "F16": "float16"}
 
 
 def model_settings(merge: Merge) -> list[dict]:
@@ -47,9 +48,14 @@ def resolved(name: str, merge: Merge, paths: dict[str, Path], replicate: int) ->
     }
 
 
-def mergekit_config(merge: Merge, paths: dict[str, Path]) -> dict:
+def mergekit_config(merge: Merge, paths: dict[str, Path], input_dtype: str) -> dict:
     """The same merge for mergekit (paths relative to the repository root). mergekit draws
-    DARE's random drops with its own generator, so DARE merges agree in expectation only."""
+    DARE's random drops with its own generator, so DARE merges agree in expectation only.
+
+    mergekit computes in `dtype` and writes `out_dtype` (mergekit/config.py): float32, as this
+    engine computes, and the dtype this engine writes: `merge.out_dtype`, else the inputs'
+    floating dtype (`input_dtype`, a safetensors name). mergekit writes every tensor in one
+    dtype, so inputs whose floating tensors mix dtypes come out in the dtype of most entries."""
     method = METHODS[merge.method]
     given = merge_settings(merge)
     config: dict = {"merge_method": merge.method}
@@ -66,6 +72,5 @@ def mergekit_config(merge: Merge, paths: dict[str, Path]) -> dict:
     if given:
         config["parameters"] = given
     config["dtype"] = "float32"
-    if merge.out_dtype:
-        config["out_dtype"] = merge.out_dtype
+    config["out_dtype"] = merge.out_dtype or MERGEKIT_DTYPES[input_dtype]
     return config
