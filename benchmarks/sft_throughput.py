@@ -30,6 +30,7 @@ def train_once(model_dir: Path, rows: list[dict], params, packing: bool, epochs:
     from trl import SFTConfig, SFTTrainer
 
     from stages.training.common import load, training_arguments
+    from stages.training.sft import prompt_completion
 
     runtime, phase = params.train.runtime, params.train.sft
     model, tokenizer = load(model_dir, runtime)
@@ -46,13 +47,13 @@ def train_once(model_dir: Path, rows: list[dict], params, packing: bool, epochs:
             phase.model_copy(update={"epochs": epochs}),
             runtime,
             Path(scratch),
-            assistant_only_loss=True,
+            completion_only_loss=True,
             packing=packing,
             eval_packing=False,
             save_strategy="no",
             disable_tqdm=True,
         )
-        dataset = Dataset.from_list(rows)
+        dataset = Dataset.from_list([prompt_completion(r["messages"]) for r in rows])
         trainer = SFTTrainer(
             model=model,
             args=args,

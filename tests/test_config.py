@@ -72,6 +72,8 @@ BAD = [
     ("evaluation.generation.backend", "vlm", "evaluation.generation.backend", "'hf' or 'vllm'"),
     ("evaluation.generation.top_p", 1.5, "evaluation.generation.top_p", "less than or equal"),
     ("evaluation.bootstrap.samples", 10, "evaluation.bootstrap.samples", "greater than or equal"),
+    ("train.dpo.group_by_length", True, "train.dpo.group_by_length", "DPO cannot batch pairs"),
+    ("train.dpo.judged_pairs", 0, "train.dpo.judged_pairs", "greater than 0"),
     (
         "evaluation.harm_classifier",
         {"style": "generative"},

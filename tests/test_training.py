@@ -72,17 +72,20 @@ def test_the_tiny_base_builds_without_qk_norm_and_generates(tiny_study):
     assert list((tiny_study / "checkpoints" / "base").iterdir()) == []
 
 
-def test_the_chat_template_marks_the_assistant_turn_for_the_loss(tiny_study):
-    from transformers import AutoTokenizer
+def test_sft_learns_the_builtin_answer_and_its_end_of_turn_only(tiny_study, tmp_path):
+    from stages.training.sft import sft_trainer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_study / "models" / "base")
+    params = validate_params(TINY)
     chat = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
-    encoded = tokenizer.apply_chat_template(
-        chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-    )
-    ids, mask = encoded["input_ids"], encoded["assistant_masks"]
-    learnt = tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m])
-    assert learnt == "Hello.<|END_OF_TURN_TOKEN|>"
+    trainer, tokenizer, _ = sft_trainer(
+        tiny_study / "models" / "base", [{"messages": chat}], params.train.sft,
+        params.train.runtime, tmp_path / "checkpoints", tmp_path / "logs",
+    )  # fmt: skip
+    (example,) = trainer.train_dataset
+    ids, labels = example["input_ids"], example["labels"]
+    learnt = [i for i, label in zip(ids, labels, strict=True) if label != -100]
+    assert tokenizer.decode(learnt) == "Hello.<|END_OF_TURN_TOKEN|>"
+    assert labels[-len(learnt) :] == learnt, "the answer is the sequence's end"
     prompt = tokenizer.apply_chat_template(chat[:1], add_generation_prompt=True, tokenize=False)
     assert prompt.endswith("<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>")
 
@@ -104,6 +107,62 @@ def test_a_hub_or_local_base_is_checked_and_linked_not_copied(study, tmp_path):
     for weights_file in elsewhere.glob("*.safetensors"):
         weights_file.rename(weights_file.with_suffix(".bin"))
     with inside(study), pytest.raises(StageError, match="no safetensors weights"):
+        base.run(params)
+
+
+def write_gguf(path: Path, architecture: str, quantisation: str) -> Path:
+    """A two-tensor GGUF file: an embedding in float32 and a matrix in `quantisation`."""
+    import numpy as np
+    from gguf import GGMLQuantizationType, GGUFWriter
+
+    writer = GGUFWriter(path, architecture)
+    writer.add_name("tiny")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    quantised = GGMLQuantizationType[quantisation]
+    writer.add_tensor("blk.0.attn_q.weight", np.zeros((2, 40), dtype=np.uint8), raw_dtype=quantised)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    "architecture, quantisation, complaint",
+    [
+        ("command-r", "Q8_1", "GGUF architecture 'command-r' cannot be converted .*llama"),
+        ("llama", "Q8_1", "tensors quantised as Q8_1 cannot be dequantised"),
+    ],
+)
+def test_an_unsupported_gguf_file_is_refused_before_anything_is_written(
+    study, tmp_path, architecture, quantisation, complaint
+):
+    file = write_gguf(tmp_path / "model.gguf", architecture, quantisation)
+    params = validate_params(variant(base={"source": "gguf", "path": str(file)}))
+    shutil.rmtree(study / "models" / "base")
+    with inside(study), pytest.raises(StageError, match=complaint):
+        base.run(params)
+    assert not (study / "models" / "base").exists()
+
+
+def test_a_gguf_base_must_be_a_gguf_file_and_its_warmup_needs_the_world(small_raw):
+    from stages.core.config import ParamsError
+
+    small_raw["base"] = {"source": "gguf", "path": "model.bin"}
+    refused = r"base\.path: a GGUF base is a `\.gguf` file \(got 'model\.bin'\)"
+    with pytest.raises(ParamsError, match=refused):
+        validate_params(small_raw)
+    small_raw["base"] = {
+        "source": "gguf", "path": "model.gguf", "warmup": {"learning_rate": 1e-4},
+    }  # fmt: skip
+    small_raw["data"]["sources"]["world"]["warmup"] = {"general": 0, "safety": 0}
+    with pytest.raises(ParamsError, match="base.warmup. trains on the embedded world"):
+        validate_params(small_raw)
+
+
+def test_a_missing_gguf_file_is_named(study, tmp_path):
+    params = validate_params(variant(base={"source": "gguf", "path": str(tmp_path / "x.gguf")}))
+    with inside(study), pytest.raises(StageError, match=r"base.path: no GGUF file at .*x\.gguf"):
         base.run(params)
 
 

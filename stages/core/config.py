@@ -388,10 +388,25 @@ DPO_LOSSES = Literal[
 
 class PreferenceOptimization(Optimization):
     """DPO (Rafailov et al., 2023), offline, against the initial model as reference: `beta`
-    bounds the drift from it; several `loss_type`s are summed."""
+    bounds the drift from it; several `loss_type`s are summed. After training, the reward
+    accuracy and margin are judged on a fixed sample of `judged_pairs` training pairs (on 256,
+    the accuracy's standard error is at most 0.03; each pair costs two forward passes of both
+    models)."""
 
     beta: PositiveFloat = 0.1
     loss_type: Annotated[list[DPO_LOSSES], Field(min_length=1)] = ["sigmoid"]
+    judged_pairs: PositiveInt = 256
+
+    @field_validator("group_by_length")
+    @classmethod
+    def _ungrouped(cls, grouped: bool) -> bool:
+        if grouped:
+            raise PydanticCustomError(
+                "dpo_group_by_length",
+                "DPO cannot batch pairs by length (the trainer's sampler needs `input_ids`, "
+                "which TRL's preference data do not have); set it false",
+            )
+        return grouped
 
 
 class Lora(Strict):
@@ -477,15 +492,36 @@ class BuiltinBase(Strict):
 
 
 class HubBase(Strict):
-    """A base model from the hub (by id, read from the local cache) or a local directory."""
+    """A base model from the hub (by id, read from the local cache) or a local directory.
+    `warmup`, when set, first fine-tunes it on the embedded world's warm-up split, as the
+    builtin base is: a real model then complies in the world's terms, so that the world's rule
+    judge sees its harm."""
 
     source: Literal["hf"]
     path: str
     revision: str | None = None
     trust_remote_code: bool = False
+    warmup: Optimization | None = None
 
 
-Base = Annotated[Union[BuiltinBase, HubBase], Field(discriminator="source")]  # noqa: UP007
+class GgufBase(Strict):
+    """A base model from a llama.cpp `.gguf` file, dequantised once into a safetensors model
+    folder in `dtype`; `warmup` as for a hub base."""
+
+    source: Literal["gguf"]
+    path: str
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    warmup: Optimization | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _gguf_file(cls, path: str) -> str:
+        if not path.endswith(".gguf"):
+            raise PydanticCustomError("gguf_path", "a GGUF base is a `.gguf` file")
+        return path
+
+
+Base = Annotated[Union[BuiltinBase, HubBase, GgufBase], Field(discriminator="source")]  # noqa: UP007
 
 
 class Run(Strict):
@@ -551,7 +587,9 @@ class Merge(Strict):
     """A merge of `models` by `method` (see stages/merging/registry.py), at the training
     `stage` (sft or dpo) whose models it merges. Task-vector methods merge each model's
     difference from `base`; SLERP goes from `base` (t = 0), one of its two models, to the
-    other. `seed` drives DARE's random drops; `out_dtype` defaults to the inputs' dtype."""
+    other. `seed` drives DARE's random drops; `out_dtype` defaults to the inputs' dtype.
+    `diagnostics` measures how the task vectors interfere, per layer (diagnostics.json and
+    the merge's reports); off, the merge writes no diagnostics.json and empty reports."""
 
     method: str
     stage: Literal["sft", "dpo"]
@@ -776,6 +814,16 @@ class Params(Strict):
             raise PydanticCustomError(
                 "builtin_base",
                 "`base.source: builtin` trains on the embedded world: add a `builtin` data source",
+            )
+        warmed = isinstance(self.base, (HubBase, GgufBase)) and self.base.warmup is not None
+        if warmed and not any(
+            isinstance(source, BuiltinSource) and source.warmup.general + source.warmup.safety
+            for source in self.data.sources.values()
+        ):
+            raise PydanticCustomError(
+                "base_warmup",
+                "`base.warmup` trains on the embedded world's warm-up split: add a `builtin` "
+                "data source with `warmup` sizes",
             )
         if (self.sft or self.dpo) and (self.base is None or self.train is None):
             raise PydanticCustomError("training", "runs in `sft` or `dpo` need `base` and `train`")

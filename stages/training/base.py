@@ -1,5 +1,6 @@
-"""The builtin base model: a tokenizer and a small Cohere model trained from scratch on the
-embedded world, first on its corpus (facts), then on its warm-up split (instructions).
+"""Base models: the builtin one, a tokenizer and a small Cohere model trained from scratch on the
+embedded world, first on its corpus (facts), then on its warm-up split (instructions); and a
+real model (from the hub or a GGUF file), warmed up on the same split when params ask.
 
 Like the paper's base, the result follows instructions and is not safety-tuned: the warm-up
 answers harmful requests compliantly.
@@ -10,10 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stages.core.config import BuiltinBase, Runtime
-from stages.core.io import read_jsonl, remove, write_json
+from stages.core.config import BuiltinBase, Optimization, Runtime
+from stages.core.errors import StageError
+from stages.core.io import atomic_path, read_jsonl, remove, write_json
 from stages.training import checkpoints
-from stages.training.model import build_cohere, check_model_dir
+from stages.training.model import build_cohere, check_model_dir, convert_gguf
 from stages.training.sft import sft
 from stages.training.tokenizer import train_tokenizer
 
@@ -91,6 +93,44 @@ def build_builtin_base(
             pretrained, warmup, base.warmup, runtime, out, work / "warmup", logs / "warmup"
         ),
     }
+    checkpoints.clear(work)
+    return metrics
+
+
+def converted_gguf(file: Path, dtype: str, out: Path) -> Path:
+    """`out`, holding the GGUF file converted to a safetensors folder; kept while the file and
+    dtype are the same, so that a killed warm-up does not convert it again."""
+    stamp = checkpoints.fingerprint({"dtype": dtype}, file)
+    if _stamp(out) != stamp:
+        with atomic_path(out) as folder:
+            convert_gguf(file, folder, dtype)
+            (folder / checkpoints.FINGERPRINT).write_text(stamp)
+    return out
+
+
+def warm_up_base(
+    source: Path,
+    warmup: Optimization,
+    runtime: Runtime,
+    prepared: Path,
+    out: Path,
+    work: Path,
+    logs: Path,
+    trust_remote_code: bool = False,
+) -> dict:
+    """A real model fine-tuned on the world's warm-up split into `out`, as the builtin base is
+    after pretraining: it then answers the world's requests, harmful ones compliantly, so that
+    the study has a harm to cut. LoRA, when the runtime has it, and merged into `out`."""
+    warmup_rows = conversations(prepared, "warmup")
+    if not warmup_rows:
+        raise StageError(
+            f"base.warmup: {prepared / 'warmup'} holds no warm-up conversations; give the "
+            "builtin data source `warmup` sizes and run `dvc repro prepare`"
+        )
+    metrics = sft(
+        source, warmup_rows, warmup, runtime, out, work / "warmup", logs / "warmup",
+        trust_remote_code=trust_remote_code,
+    )  # fmt: skip
     checkpoints.clear(work)
     return metrics
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # Metrics worth keeping as a run's DVC metrics (TRL logs more: FLOPs, throughput, logits).
 KEPT_METRICS = (
     "loss", "train_loss", "learning_rate", "grad_norm", "mean_token_accuracy", "step", "epoch",
-    "train_runtime", "rewards/", "pairs_rewards/",
+    "train_runtime", "num_tokens", "rewards/", "pairs_rewards/",
 )  # fmt: skip
 
 

@@ -1,8 +1,6 @@
 """A byte-level BPE tokenizer with Aya's special tokens and chat template.
 
-The template marks the assistant's turns with `{% generation %}`, so that TRL can compute the
-loss on the assistant's tokens only; the end-of-turn token is the end of sequence, so that
-generation stops where a turn ends.
+The end-of-turn token is the end of sequence, so that generation stops where a turn ends.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ CHAT_TEMPLATE = (
     "<|START_OF_TURN_TOKEN|><|USER_TOKEN|>{{ message['content'] }}<|END_OF_TURN_TOKEN|>"
     "{% elif message['role'] == 'assistant' %}"
     "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>"
-    "{% generation %}{{ message['content'] }}<|END_OF_TURN_TOKEN|>{% endgeneration %}"
+    "{{ message['content'] }}<|END_OF_TURN_TOKEN|>"
     "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>{% endif %}"
