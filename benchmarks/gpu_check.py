@@ -3,10 +3,11 @@
 Runs the stages of `configs/smollm2-135m.yaml` (base from the GGUF file `make smollm2`
 fetches) in a scratch folder, on the GPU in bf16 and at the default study's data sizes (the
 world's splits, mixtures of 250 examples per language): the base's warm-up, `sft@mix15`,
-`dpo@mix15`, and `evaluate-sft@mix15` once with the `hf` backend and once with `vllm`. It
-measures SFT's tokens per second and its model FLOPs utilisation (MFU: 6 × parameters × tokens
-per second over the GPU's dense bf16 peak, as PaLM defines it, without the attention term),
-DPO's pairs per second, and each backend's generated tokens per second on the eval prompts.
+`dpo@mix15`, `evaluate-base` and `evaluate-sft@mix15` with the `hf` backend, then generation
+alone on the eval prompts with `hf` and with `vllm`. It measures SFT's tokens per second and
+its model FLOPs utilisation (MFU: 6 × parameters × tokens per second over the GPU's dense bf16
+peak, as PaLM defines it, without the attention term), DPO's pairs per second, and each
+backend's generated tokens per second.
 
     python benchmarks/gpu_check.py [--work DIR] [--peak-tflops N]
 
@@ -142,6 +143,8 @@ def main() -> None:
         _, seconds["base"] = timed(base.run, params)
         sft, seconds["sft"] = timed(train.run, params, "sft", "mix15")
         dpo, seconds["dpo"] = timed(train.run, params, "dpo", "mix15")
+        # A model's win-rate is against the base's answers: the base is evaluated first.
+        _, seconds["evaluate_base"] = timed(evaluate.run, params, "base")
         _, seconds["evaluate_hf"] = timed(evaluate.run, params, "sft/mix15")
         tuned = Path("models/sft/mix15/seed-0")
         prompts = [r.prompt for r in evaluate.eval_records(Path("."), params.languages)]
@@ -186,8 +189,10 @@ def main() -> None:
     print(f"SFT  {tokens_per_second:10.0f} tokens/s   MFU {results['sft']['mfu']}")
     print(f"DPO  {results['dpo']['pairs_per_second']:10.2f} pairs/s")
     for speed in speeds:
-        rate = speed.get("tokens_per_second", speed.get("skipped"))
-        print(f"generation {speed['backend']:5} {rate} tokens/s")
+        if "skipped" in speed:
+            print(f"generation {speed['backend']:5} skipped: {speed['skipped']}")
+        else:
+            print(f"generation {speed['backend']:5} {speed['tokens_per_second']:10.0f} tokens/s")
     if options.work is None:
         shutil.rmtree(work)
 
