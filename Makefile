@@ -49,7 +49,7 @@ test: setup $(SMOLLM2)
 
 lint: setup
 	$(BIN)/python -m pip install --quiet ruff
-	$(BIN)/ruff check stages tests
+	$(BIN)/ruff check stages mixmerge tests benchmarks
 
 clean:
 	rm -rf $(VENV)

@@ -21,11 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.core.config import load_params
-from stages.core.io import write_json
-from stages.core.offline import go_offline
-from stages.evaluate import eval_records
-from stages.generation import backend
+from mixmerge import paths
+from mixmerge.config import load_params
+from mixmerge.core.io import write_json
+from mixmerge.core.offline import go_offline
+from mixmerge.data.prepared import read_eval_split
+from mixmerge.generation import backend
 
 COHERE_1B = {
     "hidden_size": 2048,
@@ -86,7 +87,7 @@ def main() -> None:
     settings = params.evaluation.generation
     if options.device:
         settings = settings.model_copy(update={"device": options.device})
-    records = eval_records(Path("."), params.languages)[: options.prompts]
+    records = read_eval_split(paths.PREPARED, params.languages)[: options.prompts]
     prompts = [r.prompt for r in records]
     with tempfile.TemporaryDirectory() as scratch:
         model = Path("models/base")

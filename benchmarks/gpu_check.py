@@ -75,8 +75,8 @@ def generation_speed(backend: str, model_dir: Path, prompts: list[str], settings
     """Generated tokens per second of one backend on the eval prompts, model load included."""
     from transformers import AutoTokenizer
 
-    from stages.core.errors import StageError
-    from stages.generation import backend as generation_backend
+    from mixmerge.core.errors import StageError
+    from mixmerge.generation import backend as generation_backend
 
     try:
         texts, seconds = timed(generation_backend(backend), model_dir, prompts, settings)
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "reports/benchmarks/gpu_check.json")
     options = parser.parse_args()
 
-    from stages.core.offline import go_offline
+    from mixmerge.core.offline import go_offline
 
     go_offline()
     import torch
@@ -123,9 +123,9 @@ def main() -> None:
     if not gguf.is_file():
         raise SystemExit(f"no {gguf}: run `make smollm2` first")
 
+    from mixmerge.config import validate_params
+    from mixmerge.core.io import write_json
     from stages import base, evaluate, mix, prepare, train
-    from stages.core.config import validate_params
-    from stages.core.io import write_json
 
     work = options.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)

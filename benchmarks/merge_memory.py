@@ -15,7 +15,7 @@ its wall time and peak RSS are its own:
 
 The bounds: `ours` within 3 × the floor's wall time and 1.5 GB of peak RSS. It also counts the
 entries where ours and mergekit's outputs differ (ties at TIES's cutoff, see
-stages/merging/methods.py).
+mixmerge/merging/methods.py).
 
     python benchmarks/merge_memory.py [--work DIR] [--keep]
 
@@ -85,10 +85,10 @@ def write_models(root: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from stages.core import models
+    from mixmerge import paths
 
-    folders = [models.folder("base", None, root)]
-    folders += [models.folder(f"sft/{name}", 0, root) for name in TUNED]
+    folders = [paths.folder("base", None, root)]
+    folders += [paths.folder(f"sft/{name}", 0, root) for name in TUNED]
     generator = torch.Generator().manual_seed(0)
     shards = [[{}] for _ in folders]
     for name, shape in shapes().items():
@@ -114,7 +114,7 @@ def write_models(root: Path) -> None:
 
 def params(diagnostics: bool):
     """Params declaring the three models as SFT runs and the TIES merge of them."""
-    from stages.core.config import validate_params
+    from mixmerge.config import validate_params
 
     world = {"kind": "builtin", "eval": {"general": 1}, "train": {"general": 4}}
     phase = {"learning_rate": 1.0e-3}
@@ -141,11 +141,11 @@ def params(diagnostics: bool):
 
 def io_floor(root: Path) -> None:
     """Read every tensor of every input; write one model's worth of tensors; nothing else."""
-    from stages.core import models
-    from stages.merging import engine
+    from mixmerge import paths
+    from mixmerge.merging import engine
 
     refs = ["base", *(f"sft/{name}" for name in TUNED)]
-    inputs = [engine.inspect(models.folder(ref, 0, root)) for ref in refs]
+    inputs = [engine.inspect(paths.folder(ref, 0, root)) for ref in refs]
     out = root / "out_floor"
     out.mkdir()
     template = inputs[0]
@@ -184,7 +184,7 @@ def timed(command: list[str], cwd: Path | None = None) -> dict:
 
 def agreement(ours_folder: Path, theirs_folder: Path) -> dict:
     """Entries where the two merged models differ, and by how much at most."""
-    from stages.merging import engine
+    from mixmerge.merging import engine
 
     mine, theirs = engine.inspect(ours_folder), engine.inspect(theirs_folder)
     different, largest, entries = 0, 0.0, 0

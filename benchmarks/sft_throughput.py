@@ -20,17 +20,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.core.config import load_params
-from stages.core.io import read_jsonl, write_json
-from stages.core.offline import go_offline
+from mixmerge.config import load_params
+from mixmerge.core.io import read_jsonl, write_json
+from mixmerge.core.offline import go_offline
 
 
 def train_once(model_dir: Path, rows: list[dict], params, packing: bool, epochs: float) -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from stages.training.common import load, training_arguments
-    from stages.training.sft import prompt_completion
+    from mixmerge.training.common import load, training_arguments
+    from mixmerge.training.sft import prompt_completion
 
     runtime, phase = params.train.runtime, params.train.sft
     model, tokenizer = load(model_dir, runtime)

@@ -8,9 +8,10 @@ import sys
 
 
 def main() -> None:
-    from stages.warm import delegate
+    from mixmerge.warm import delegate
 
-    code = delegate(sys.argv[1:])  # a warm worker, when one serves this run
+    # a warm worker, when one serves this run, calls the CLI in a fork of itself
+    code = delegate(sys.argv[1:], entry="stages.cli:run_in_worker")
     if code is not None:
         raise SystemExit(code)
     from stages.cli import main as run_here

@@ -10,15 +10,15 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
-from stages.core.offline import go_offline
+from mixmerge.core.offline import go_offline
 
 go_offline()  # before any library reads the variables
 
 import typer  # noqa: E402
 
-from stages.core.config import Params, ParamsError, load_params  # noqa: E402
-from stages.core.errors import StageError  # noqa: E402
-from stages.core.suggest import did_you_mean  # noqa: E402
+from mixmerge.config import ParamsError, StudyConfig, load_params  # noqa: E402
+from mixmerge.core.errors import StageError  # noqa: E402
+from mixmerge.core.suggest import did_you_mean  # noqa: E402
 
 app = typer.Typer(
     name="mixmerge",
@@ -39,7 +39,7 @@ ParamsFile = Annotated[
 ]
 
 
-def _load(path: Path) -> Params:
+def _load(path: Path) -> StudyConfig:
     try:
         return load_params(path)
     except ParamsError as error:
@@ -135,8 +135,8 @@ RunName = Annotated[str, typer.Argument(help="A run named under `sft` or `dpo` i
 def _train(kind: str, name: str, params: Path) -> None:
     loaded = _load(params)
     _check_named(getattr(loaded, kind), name, f"{kind} run", params)
+    from mixmerge.training.launch import relaunch
     from stages import train
-    from stages.training.launch import relaunch
 
     try:
         if relaunch(loaded.train.runtime, [kind, name, "--params", str(params)]):
@@ -216,14 +216,15 @@ def evaluate(
     loaded = _load(params)
     if loaded.evaluation is None:
         raise _fail(f"{params} has no `evaluation` section", 2)
-    from stages.core import models
+    from mixmerge import paths
 
-    kind, name = models.parse(model)
-    tables = {"sft": loaded.sft, "dpo": loaded.dpo, "merge": loaded.merges}
-    if model != models.BASE:
-        if kind not in tables or not name:
-            raise _fail(f"{model!r} is not base, sft/RUN, dpo/RUN or merge/MERGE", 2)
-        _check_named(tables[kind], name, {"merge": "merge"}.get(kind, f"{kind} run"), params)
+    try:
+        ref = paths.parse(model)
+    except ValueError as error:
+        raise _fail(error, 2) from None
+    if ref.kind != paths.BASE:
+        what = {"merge": "merge"}.get(ref.kind, f"{ref.kind} run")
+        _check_named(getattr(loaded, paths.TABLES[ref.kind]), ref.name, what, params)
     from stages import evaluate as stage
 
     result = _run_stage(stage.run, loaded, model)
@@ -270,7 +271,7 @@ def warm(context: typer.Context) -> None:
     """
     if not context.args:
         raise _fail("give the command to run, e.g. `mixmerge warm -- dvc repro`", 2)
-    from stages.warm import run_warm
+    from mixmerge.warm import run_warm
 
     raise typer.Exit(run_warm(context.args))
 

@@ -6,94 +6,46 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.core import models
-from stages.core.config import Params
-from stages.core.errors import StageError
-from stages.core.io import atomic_path, read_jsonl, write_json, write_jsonl
-from stages.core.records import Record
-from stages.evaluation import generations, metrics, verdicts
-from stages.prepare import PREPARED
-
-EVALUATIONS = Path("evaluations")
-REPORTS = Path("reports/eval")
+from mixmerge import paths
+from mixmerge.config import StudyConfig
+from mixmerge.core.errors import StageError
+from mixmerge.core.io import atomic_path, read_jsonl, write_json, write_jsonl
+from mixmerge.data.prepared import read_eval_split
+from mixmerge.evaluation import generations, metrics, verdicts
+from mixmerge.judging import make_judge
 
 
-def eval_records(root: Path, languages: list[str]) -> list[Record]:
-    """The prepared eval split, every language and objective, in a fixed order."""
-    folder = root / PREPARED / "eval"
-    if not folder.is_dir():
-        raise StageError(f"no {folder}: run `dvc repro prepare` first")
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    undeclared = sorted(set(found) - set(languages))
-    if undeclared:
-        raise StageError(
-            f"the eval set in {folder} has languages the study does not declare: "
-            f"{', '.join(undeclared)} (params `languages`: {', '.join(languages)})"
-        )
-    records = [
-        Record.from_json(row)
-        for language in found
-        for path in sorted((folder / language).glob("*.jsonl"))
-        for row in read_jsonl(path)
-    ]
-    if not records:
-        raise StageError(f"the eval set in {folder} is empty")
-    return records
-
-
-def make_judge(params: Params):
-    config = params.evaluation.judge
-    if config.kind == "llm":
-        from stages.judging.llm import LLMJudge
-
-        judge = LLMJudge(config)
-        judge.check_reachable()
-        return judge
-    from stages.judging.rule import RuleJudge
-
-    return RuleJudge()
-
-
-def outputs(model: str, root: Path = Path(".")) -> dict[str, Path]:
-    folder = root / EVALUATIONS / model
-    return {
-        "generations": folder / "generations.jsonl",
-        "judgments": folder / "judgments.jsonl",
-        "metrics": root / REPORTS / f"{model}.json",
-    }
-
-
-def run(params: Params, model: str, root: Path = Path(".")) -> dict:
+def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
     if params.evaluation is None:
         raise StageError("params have no `evaluation` section")
     evaluation = params.evaluation
-    seeds = models.replicas(model, params.seeds)
-    names = [None if seed is None else models.seed_folder(seed) for seed in seeds]
-    folders = {seed: models.folder(model, seed, root) for seed in seeds}
+    seeds = paths.replicas(model, params.seeds)
+    names = [paths.replicate_name(seed) for seed in seeds]
+    folders = {seed: paths.folder(model, seed, root) for seed in seeds}
     for folder in folders.values():
         if not (folder / "config.json").is_file():
-            raise StageError(f"no model at {folder}: run {models.producer(model)} first")
-    records = eval_records(root, params.languages)
-    base = outputs(models.BASE, root)
-    if model != models.BASE:
+            raise StageError(f"no model at {folder}: run {paths.producer(model)} first")
+    records = read_eval_split(root / paths.PREPARED, params.languages)
+    base = paths.evaluation(paths.BASE, root)
+    if model != paths.BASE:
         for path in (base["generations"], base["judgments"]):
             if not path.is_file():
                 raise StageError(f"no {path}: run `dvc repro evaluate-base` first")
-    judge = make_judge(params)  # an unreachable judge fails here, before any generation
-    paths = outputs(model, root)
-    previous = read_jsonl(paths["generations"]) if paths["generations"].is_file() else []
-    rows, generated = [], 0
-    for seed, name in zip(seeds, names, strict=True):
-        mine = [row for row in previous if row.get("replicate") == name]
-        replicate_rows, count = generations.generate(
-            model, folders[seed], records, evaluation.generation, mine, params.trust_remote_code
-        )
-        rows += [row | {"replicate": name} if name else row for row in replicate_rows]
-        generated += count
+    judge = make_judge(evaluation.judge)  # an unreachable judge fails here, before any generation
+    outputs = paths.evaluation(model, root)
+    previous = read_jsonl(outputs["generations"]) if outputs["generations"].is_file() else []
+    rows, generated = generations.generate_replicates(
+        model,
+        {name: folders[seed] for seed, name in zip(seeds, names, strict=True)},
+        records,
+        evaluation.generation,
+        previous,
+        params.trust_remote_code,
+    )
     # Kept now: a failure while judging must not cost the generations.
-    with atomic_path(paths["generations"]) as tmp:
+    with atomic_path(outputs["generations"]) as tmp:
         write_jsonl(tmp, rows)
-    if model == models.BASE:
+    if model == paths.BASE:
         base_texts, base_judged = [row["text"] for row in rows], None
     else:
         base_rows = {row["id"]: row for row in read_jsonl(base["generations"])}
@@ -107,16 +59,10 @@ def run(params: Params, model: str, root: Path = Path(".")) -> dict:
         base_judged = {row["id"]: row for row in read_jsonl(base["judgments"])}
     harm_judge = None
     if evaluation.harm_classifier is not None:
-        from stages.judging.classifier import classify
+        from mixmerge.judging import classifier
 
-        def harm_judge(items):
-            return classify(evaluation.harm_classifier, items, params.trust_remote_code)
-
-    judged = []
-    for name in names:
-        texts = [row["text"] for row in rows if row.get("replicate") == name]
-        replicate = verdicts.judge_responses(judge, records, texts, base_texts, harm_judge)
-        judged += [row | {"replicate": name} if name else row for row in replicate]
+        harm_judge = classifier.harm_judge(evaluation.harm_classifier, params.trust_remote_code)
+    judged = verdicts.judge_replicates(judge, records, rows, names, base_texts, harm_judge)
     unknown = verdicts.unknown_counts(judged)
     if sum(unknown.values()) > evaluation.max_unknown_share * len(judged):
         raise StageError(
@@ -130,13 +76,13 @@ def run(params: Params, model: str, root: Path = Path(".")) -> dict:
         samples=evaluation.bootstrap.samples,
         seed=evaluation.bootstrap.seed,
         confidence=evaluation.bootstrap.confidence,
-        replicate_names=[name or models.BASE for name in names],
+        replicate_names=[name or paths.BASE for name in names],
     )
     result = {
         "model": model,
         "judge": evaluation.judge.kind,
         "harm_judge": "classifier" if harm_judge else evaluation.judge.kind,
-        "replicates": [name or models.BASE for name in names],
+        "replicates": [name or paths.BASE for name in names],
         **summary,
         "unknown": unknown,
         "prompts": {
@@ -146,8 +92,8 @@ def run(params: Params, model: str, root: Path = Path(".")) -> dict:
         "generated": generated,
         "judge_usage": judge.usage(),
     }
-    with atomic_path(paths["judgments"]) as tmp:
+    with atomic_path(outputs["judgments"]) as tmp:
         write_jsonl(tmp, judged)
-    with atomic_path(paths["metrics"]) as tmp:
+    with atomic_path(outputs["metrics"]) as tmp:
         write_json(tmp, result)
     return result

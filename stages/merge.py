@@ -5,165 +5,48 @@ same merge for mergekit (mergekit.yaml), and how its task vectors interfere, per
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
-import yaml
-
-from stages.core import models
-from stages.core.config import Merge, Params
-from stages.core.errors import StageError
-from stages.core.io import atomic_path, write_json
-from stages.merging import engine, recipe
-from stages.merging.diagnostics import Interference
-from stages.merging.registry import METHODS
-
-REPORTS = Path("reports/merges")
-# Files a model folder carries beside its weights: config, tokenizer, chat template.
-COMPANIONS = ("*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken")
-WEIGHT_FILES = ("model.safetensors.index.json",)
-
-
-def copy_companions(source: Path, out: Path, out_dtype: str | None) -> None:
-    for pattern in COMPANIONS:
-        for file in source.glob(pattern):
-            if file.name not in WEIGHT_FILES:
-                shutil.copyfile(file, out / file.name)  # resolves links into real files
-    if out_dtype:
-        config = json.loads((out / "config.json").read_text())
-        (out / "config.json").write_text(json.dumps(config | {"dtype": out_dtype}, indent=2) + "\n")
-
-
-def inputs_of(merge: Merge) -> list[str]:
-    """The models a merge reads, in params order (its models, then its base), each once."""
-    return list(dict.fromkeys([m.model for m in merge.models] + [merge.base] * bool(merge.base)))
+from mixmerge import paths
+from mixmerge.config import StudyConfig
+from mixmerge.core.errors import StageError
+from mixmerge.core.io import atomic_path, write_json
+from mixmerge.merging.replicates import inputs_of, inspect_inputs, layer_rows, merge_replicate
 
 
 def run(
-    params: Params, name: str, root: Path = Path("."), max_shard_bytes: int = 5 * 10**9
+    params: StudyConfig, name: str, root: Path = paths.ROOT, max_shard_bytes: int = 5 * 10**9
 ) -> dict:
     """Every replicate of merge `name`, and its diagnostics by seed (reports/merges/)."""
     merge = params.merges[name]
     missing = [
-        (ref, models.folder(ref, seed, root))
+        (ref, paths.folder(ref, seed, root))
         for ref in inputs_of(merge)
         for seed in params.seeds
-        if not models.folder(ref, seed, root).is_dir()
+        if not paths.folder(ref, seed, root).is_dir()
     ]
     if missing:
         ref, folder = missing[0]
-        raise StageError(f"no model at {folder}: run {models.producer(ref)} first")
+        raise StageError(f"no model at {folder}: run {paths.producer(ref)} first")
     # Every input of every seed is checked against its headers, and the models against each
     # other, before anything is written: a bad input leaves no output at all.
     inputs = {seed: inspect_inputs(merge, seed, root) for seed in params.seeds}
     summary = {"method": merge.method, "stage": merge.stage, "seeds": {}}
     layers = {}
     # Every replicate or none: a merge that fails for one seed leaves no folder at all.
-    with atomic_path(root / models.MODELS / "merge" / name) as folder:
+    with atomic_path(root / paths.MODELS / "merge" / name) as folder:
         folder.mkdir()
         for seed in params.seeds:
-            replicate = models.seed_folder(seed)
+            replicate = paths.seed_folder(seed)
             diagnostics = merge_replicate(
-                params, name, seed, root, folder / replicate, max_shard_bytes, *inputs[seed]
+                name, merge, seed, root, folder / replicate, max_shard_bytes, *inputs[seed]
             )
             # Without diagnostics the reports stay, empty, as DVC declares them.
             summary["seeds"][replicate] = diagnostics["overall"] if diagnostics else {}
             layers[replicate] = layer_rows(diagnostics) if diagnostics else []
-    with atomic_path(root / REPORTS / name) as tmp:
+    with atomic_path(root / paths.MERGE_REPORTS / name) as tmp:
         for replicate, rows in layers.items():
             write_json(tmp / f"{replicate}.json", rows)
-    with atomic_path(root / REPORTS / f"{name}.json") as tmp:
+    with atomic_path(paths.merge_report(name, root)) as tmp:
         write_json(tmp, summary)
     return summary
-
-
-def inspect_inputs(
-    merge: Merge, seed: int, root: Path
-) -> tuple[dict[str, engine.Weights], engine.Weights | None]:
-    """The models `merge` reads for training seed `seed`, checked against their safetensors
-    headers and against each other; and the model its diagnostics measure task vectors from,
-    the common ancestor: the merge's base for task-vector methods, else the study's base model
-    when it has the same tensors (None when there is none, or the diagnostics are off)."""
-    refs = inputs_of(merge)
-    weights = {ref: engine.inspect(models.folder(ref, seed, root)) for ref in refs}
-    engine.check_compatible(weights)
-    if not merge.diagnostics:
-        return weights, None
-    if METHODS[merge.method].computation == "task_vector":
-        return weights, weights[merge.base]
-    folder = models.folder(models.BASE, seed, root)
-    if not folder.is_dir():
-        return weights, None
-    candidate = engine.inspect(folder)
-    try:
-        engine.check_compatible({refs[0]: weights[refs[0]], models.BASE: candidate})
-    except StageError:
-        return weights, None
-    return weights, candidate
-
-
-def merge_replicate(
-    params: Params,
-    name: str,
-    seed: int,
-    root: Path,
-    folder: Path,
-    max_shard_bytes: int,
-    weights: dict[str, engine.Weights],
-    reference: engine.Weights | None,
-) -> dict | None:
-    """Merge the replicates of training seed `seed` (`weights`, from `inspect_inputs`) into
-    `folder`; its interference diagnostics, from `reference`, or None when they are off."""
-    merge = params.merges[name]
-    method = METHODS[merge.method]
-    refs = [m.model for m in merge.models]
-    if method.computation == "slerp":
-        # From the base (t = 0) to the other model; a model merged with itself is both ends.
-        order = sorted(range(len(refs)), key=lambda i: refs[i] != merge.base)
-    else:
-        order = list(range(len(refs)))
-    settings = recipe.model_settings(merge)
-    job = engine.Job(
-        method=method,
-        inputs=[weights[refs[i]] for i in order],
-        model_settings=[settings[i] for i in order],
-        merge_settings=recipe.merge_settings(merge),
-        base=weights[merge.base] if method.computation == "task_vector" else None,
-        seed=f"{merge.seed}:{seed}",
-        out_dtype=recipe.OUT_DTYPES.get(merge.out_dtype),
-    )
-    interference = Interference([refs[i] for i in order]) if merge.diagnostics else None
-    folder.mkdir()
-    observe = interference.observe if interference else None
-    engine.run(job, folder, max_shard_bytes, observe, reference)
-    copy_companions(job.template.folder, folder, merge.out_dtype)
-    relative = {ref: models.folder(ref, seed, root).relative_to(root) for ref in weights}
-    (folder / "merge.yaml").write_text(
-        yaml.safe_dump(recipe.resolved(name, merge, relative, seed), sort_keys=False)
-    )
-    mergekit = recipe.mergekit_config(merge, relative, job.template.float_dtype)
-    (folder / "mergekit.yaml").write_text(yaml.safe_dump(mergekit, sort_keys=False))
-    if interference is None:
-        return None
-    diagnostics = interference.report()
-    write_json(folder / "diagnostics.json", diagnostics)
-    return diagnostics
-
-
-def layer_rows(diagnostics: dict) -> list[dict]:
-    """Per layer, the interference figures as DVC plots read them (one row per layer)."""
-    rows = []
-    for layer, figures in diagnostics["layers"].items():
-        if layer == "other":
-            continue
-        cosines = [c for c in figures["cosine"].values() if c == c]  # NaN when a vector is 0
-        rows.append(
-            {
-                "layer": int(layer),
-                "sign_conflicts": round(figures["sign_conflicts"], 6),
-                "mean_cosine": round(sum(cosines) / len(cosines), 6) if cosines else None,
-                "moved_by_two_or_more": round(figures["moved_by_two_or_more"], 6),
-            }
-        )
-    return rows

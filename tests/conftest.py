@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.core.offline import go_offline
+from mixmerge.core.offline import go_offline
 
 go_offline(force=True)  # tests never touch the network
 
@@ -133,8 +133,8 @@ def write(root: Path, raw: dict) -> Path:
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory) -> Path:
     """A folder holding the tiny study's prepared data, mixtures and base model."""
+    from mixmerge.config import validate_params
     from stages import base, mix, prepare
-    from stages.core.config import validate_params
 
     root = tmp_path_factory.mktemp("study")
     params = validate_params(TINY)

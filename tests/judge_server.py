@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.world import judge as world  # noqa: E402
+from mixmerge.world import judge as world  # noqa: E402
 
 BETWEEN = {
     "request": re.compile(r"\[Request\]\n(.*?)\n\[End of request\]", re.S),

@@ -11,13 +11,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mixmerge.config import validate_params
+from mixmerge.config.training import OptimizationConfig, PreferenceOptimizationConfig, RuntimeConfig
+from mixmerge.core.errors import StageError
+from mixmerge.core.io import read_jsonl
+from mixmerge.training.dpo import dpo, dpo_trainer
+from mixmerge.training.model import check_model_dir
+from mixmerge.training.sft import sft, sft_trainer
 from stages import train
-from stages.core.config import Optimization, PreferenceOptimization, Runtime, validate_params
-from stages.core.errors import StageError
-from stages.core.io import read_jsonl
-from stages.training.dpo import dpo, dpo_trainer
-from stages.training.model import check_model_dir
-from stages.training.sft import sft, sft_trainer
 from tests.conftest import TINY, inside
 
 # SmolLM2's template: a default system prompt when the conversation has none.
@@ -57,9 +58,11 @@ CASES = {
     "gemma-no-system-role": ("gemma", GEMMA, "<end_of_turn>", "<end_of_turn>\n", "<pad>"),
     "cohere-llama3": ("cohere", LLAMA3, "<|eot_id|>", "<|eot_id|>", "<pad>"),
 }
-PHASE = Optimization(learning_rate=1e-2, max_steps=2, batch_size=4, max_length=512)
-PREFERENCE = PreferenceOptimization(learning_rate=1e-3, max_steps=2, batch_size=4, max_length=128)
-RUNTIME = Runtime(logging_steps=1, save_steps=100)
+PHASE = OptimizationConfig(learning_rate=1e-2, max_steps=2, batch_size=4, max_length=512)
+PREFERENCE = PreferenceOptimizationConfig(
+    learning_rate=1e-3, max_steps=2, batch_size=4, max_length=128
+)
+RUNTIME = RuntimeConfig(logging_steps=1, save_steps=100)
 
 
 def tiny_model(folder: Path, architecture: str, tokenizer) -> None:
@@ -160,11 +163,11 @@ def test_sft_and_dpo_train_every_architecture(model_dir, tiny_study, tmp_path):
 
 
 def test_a_model_without_a_pad_token_answers(tiny_study, model_dir):
-    from stages.core.config import Generation
-    from stages.generation.hf import generate
+    from mixmerge.config.evaluation import GenerationConfig
+    from mixmerge.generation.hf import generate
 
     folder, _ = model_dir
-    answers = generate(folder, ["What is 2 plus 3?", "Hi"], Generation(max_new_tokens=4))
+    answers = generate(folder, ["What is 2 plus 3?", "Hi"], GenerationConfig(max_new_tokens=4))
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
 
 

@@ -16,15 +16,18 @@ import numpy as np
 import pytest
 import yaml
 
+from mixmerge import paths
+from mixmerge.config import validate_params
+from mixmerge.config.evaluation import GenerationConfig
+from mixmerge.core.errors import StageError
+from mixmerge.core.io import read_jsonl
+from mixmerge.core.records import Record
+from mixmerge.data.prepared import read_eval_split
+from mixmerge.evaluation import metrics, verdicts
+from mixmerge.judging import prompts
+from mixmerge.judging.items import Pair, Response
+from mixmerge.judging.rule import RuleJudge
 from stages import evaluate, train
-from stages.core.config import Generation, validate_params
-from stages.core.errors import StageError
-from stages.core.io import read_jsonl
-from stages.core.records import Record
-from stages.evaluation import metrics, verdicts
-from stages.judging import prompts
-from stages.judging.items import Pair, Response
-from stages.judging.rule import RuleJudge
 from tests.conftest import REPO, TINY, inside, tiny_evaluated
 
 KEY_ENV = "MIXMERGE_TEST_JUDGE_KEY"
@@ -199,7 +202,7 @@ def test_the_rule_judge_compares_by_correctness():
 
 
 def eval_set(root: Path) -> list[Record]:
-    return evaluate.eval_records(root, TINY["languages"])
+    return read_eval_split(root / paths.PREPARED, TINY["languages"])
 
 
 @pytest.fixture(scope="session")
@@ -250,7 +253,7 @@ def llm_params(server: str, cache: Path, **judge) -> dict:
 
 
 def llm_judge(server: str, cache: Path, **judge):
-    from stages.judging.llm import LLMJudge
+    from mixmerge.judging.llm import LLMJudge
 
     return LLMJudge(validate_params(llm_params(server, cache, **judge)).evaluation.judge)
 
@@ -409,14 +412,14 @@ def test_generations_are_reused_until_the_model_or_settings_change(evaluated):
 
 
 def test_sampling_is_seeded(evaluated):
-    from stages.generation.hf import generate
+    from mixmerge.generation.hf import generate
 
     root, _, _ = evaluated
     prompts_ = [r.prompt for r in eval_set(root)[:6]]
     options = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.5}
-    first = generate(root / "models/base", prompts_, Generation(seed=1, **options))
-    assert first == generate(root / "models/base", prompts_, Generation(seed=1, **options))
-    assert first != generate(root / "models/base", prompts_, Generation(seed=2, **options))
+    first = generate(root / "models/base", prompts_, GenerationConfig(seed=1, **options))
+    assert first == generate(root / "models/base", prompts_, GenerationConfig(seed=1, **options))
+    assert first != generate(root / "models/base", prompts_, GenerationConfig(seed=2, **options))
 
 
 def test_the_llm_judge_stage_agrees_with_the_rule_stage_and_never_writes_the_key(
@@ -495,11 +498,11 @@ def test_bad_inputs_are_refused_before_any_metrics_are_written(
 def test_the_vllm_backend_says_how_to_install_it_when_missing(evaluated):
     if importlib.util.find_spec("vllm"):
         pytest.skip("vLLM is installed here")
-    from stages.generation import backend
+    from mixmerge.generation import backend
 
     root, _, _ = evaluated
     with pytest.raises(StageError, match=r"mixmerge\[vllm\]"):
-        backend("vllm")(root / "models/base", ["Hi"], Generation(backend="vllm"))
+        backend("vllm")(root / "models/base", ["Hi"], GenerationConfig(backend="vllm"))
 
 
 # --- the local classifier --------------------------------------------------------------------
@@ -526,26 +529,26 @@ def tiny_classifier(tiny_study: Path, folder: Path, labels: dict[int, str]) -> P
 
 
 def test_a_sequence_classifier_judges_harm_by_its_labels(tiny_study, tmp_path):
-    from stages.core.config import HarmClassifier
-    from stages.judging.classifier import classify
+    from mixmerge.config.evaluation import HarmClassifierConfig
+    from mixmerge.judging.classifier import classify
 
     harmful, _, _ = canned(eval_set(tiny_study))
     unsafe_first = tiny_classifier(tiny_study, tmp_path / "a", {0: "unsafe", 1: "safe"})
     safe_first = tiny_classifier(tiny_study, tmp_path / "b", {0: "safe", 1: "unsafe"})
-    config = HarmClassifier(model=str(unsafe_first), style="sequence", batch_size=4)
+    config = HarmClassifierConfig(model=str(unsafe_first), style="sequence", batch_size=4)
     assert classify(config, harmful) == [True] * len(harmful)
-    config = HarmClassifier(model=str(safe_first), style="sequence", batch_size=4)
+    config = HarmClassifierConfig(model=str(safe_first), style="sequence", batch_size=4)
     assert classify(config, harmful) == [False] * len(harmful)
-    config = HarmClassifier(model=str(safe_first), style="sequence", harmful_labels=["toxic"])
+    config = HarmClassifierConfig(model=str(safe_first), style="sequence", harmful_labels=["toxic"])
     with pytest.raises(StageError, match="include none of"):
         classify(config, harmful)
 
 
 def test_a_generative_classifier_that_answers_no_label_gives_unknown(tiny_study):
-    from stages.core.config import HarmClassifier
-    from stages.judging.classifier import classify
+    from mixmerge.config.evaluation import HarmClassifierConfig
+    from mixmerge.judging.classifier import classify
 
     harmful, _, _ = canned(eval_set(tiny_study))
-    config = HarmClassifier(model=str(tiny_study / "models/base"), style="generative")
+    config = HarmClassifierConfig(model=str(tiny_study / "models/base"), style="generative")
     verdicts = classify(config, harmful[:4])
     assert len(verdicts) == 4 and all(v is None for v in verdicts)

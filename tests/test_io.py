@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.core.io import atomic_path
+from mixmerge.core.io import atomic_path
 
 
 def test_a_file_appears_only_when_complete(tmp_path):

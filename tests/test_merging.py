@@ -14,12 +14,12 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from mixmerge import paths
+from mixmerge.config import validate_params
+from mixmerge.core.errors import StageError
+from mixmerge.merging import engine, methods, parameters
+from mixmerge.merging.registry import METHODS
 from stages import merge as merge_stage
-from stages.core import models
-from stages.core.config import validate_params
-from stages.core.errors import StageError
-from stages.merging import engine, methods, parameters
-from stages.merging.registry import METHODS
 from tests.conftest import inside
 
 
@@ -331,7 +331,7 @@ RUNS = ("a", "b", "c", "odd", "mistral", "nope", "bad")
 
 def at(root: Path, ref: str) -> Path:
     """A model's folder as the study keeps it (the base's, or a run's replicate of seed 0)."""
-    return models.folder(ref, 0, root)
+    return paths.folder(ref, 0, root)
 
 
 def params_with(merges: dict, seeds: tuple[int, ...] = (0,)):
@@ -508,7 +508,7 @@ def test_the_same_recipe_and_seed_give_the_same_bytes(llamas):
 
 
 def test_the_bytes_and_the_diagnostics_do_not_depend_on_the_number_of_threads(llamas, tmp_path):
-    from stages.merging.diagnostics import Interference
+    from mixmerge.merging.diagnostics import Interference
 
     base = engine.inspect(at(llamas, "base"))
     inputs = [engine.inspect(at(llamas, f"sft/{n}")) for n in "abc"]
@@ -612,7 +612,7 @@ def test_each_seed_merges_the_replicates_of_that_seed(llamas, tmp_path):
     for name, offset in (("a", 0.1), ("b", -0.1)):
         for seed in (0, 1):
             shifted = {k: v + offset * (seed + 1) for k, v in base.items()}
-            save_llama(models.folder(f"sft/{name}", seed, root), shifted)
+            save_llama(paths.folder(f"sft/{name}", seed, root), shifted)
     linear = {
         "method": "linear",
         "stage": "sft",
@@ -622,8 +622,8 @@ def test_each_seed_merges_the_replicates_of_that_seed(llamas, tmp_path):
         summary = merge_stage.run(params_with({"lin": linear}, seeds=(0, 1)), "lin")
     assert set(summary["seeds"]) == {"seed-0", "seed-1"}
     for seed in (0, 1):
-        merged = load_merged(models.folder("merge/lin", seed, root))
-        a, b = (load_merged(models.folder(f"sft/{n}", seed, root)) for n in "ab")
+        merged = load_merged(paths.folder("merge/lin", seed, root))
+        a, b = (load_merged(paths.folder(f"sft/{n}", seed, root)) for n in "ab")
         for name in base:
             assert torch.allclose(merged[name], (a[name] + 3 * b[name]) / 4, atol=1e-6)
     same = {
@@ -634,10 +634,10 @@ def test_each_seed_merges_the_replicates_of_that_seed(llamas, tmp_path):
         "parameters": {"density": 0.5},
     }  # noqa: E501
     for seed in (0, 1):
-        save_llama(models.folder("sft/a", seed, root), {k: v + 0.5 for k, v in base.items()})
+        save_llama(paths.folder("sft/a", seed, root), {k: v + 0.5 for k, v in base.items()})
     with inside(root):
         merge_stage.run(params_with({"dare": same}, seeds=(0, 1)), "dare")
-    drops = [load_merged(models.folder("merge/dare", s, root)) for s in (0, 1)]
+    drops = [load_merged(paths.folder("merge/dare", s, root)) for s in (0, 1)]
     name = "model.layers.0.mlp.up_proj.weight"
     assert not torch.equal(drops[0][name], drops[1][name])
 
@@ -661,14 +661,14 @@ def test_a_missing_base_says_to_build_the_base(llamas, tmp_path):
 
 
 def test_the_tiny_cohere_base_merges_with_itself_into_itself(tmp_path):
-    from stages.core.config import BuiltinArchitecture
-    from stages.training.model import build_cohere
-    from stages.training.tokenizer import train_tokenizer
+    from mixmerge.config.base_model import BuiltinArchitectureConfig
+    from mixmerge.training.model import build_cohere
+    from mixmerge.training.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer(["a small corpus", "of a few words"] * 20, vocab_size=300)
     shape = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2}
     shape |= {"num_key_value_heads": 2, "intermediate_size": 32}
-    model = build_cohere(BuiltinArchitecture(**shape), tokenizer, seed=0)
+    model = build_cohere(BuiltinArchitectureConfig(**shape), tokenizer, seed=0)
     for ref in ("base", "sft/a"):
         model.save_pretrained(at(tmp_path, ref))
         tokenizer.save_pretrained(at(tmp_path, ref))
@@ -959,7 +959,7 @@ def test_diagnostics_agree_with_a_float64_computation(llamas):
 def test_the_sampled_shares_of_signs_are_within_the_errors_they_state():
     """A tensor of 64 parts whose task vectors agree more in its later parts: one part in
     `STRIDE` is counted, and the exact shares lie within 4 of the stated standard errors."""
-    from stages.merging.diagnostics import STRIDE, Interference
+    from mixmerge.merging.diagnostics import STRIDE, Interference
 
     generator = torch.Generator().manual_seed(0)
     count = 64 * methods.CHUNK

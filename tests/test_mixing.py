@@ -6,11 +6,14 @@ from collections import Counter
 
 import pytest
 
+from mixmerge import paths
+from mixmerge.config import validate_params
+from mixmerge.core.errors import StageError
+from mixmerge.core.records import Record
+from mixmerge.data import mixing
+from mixmerge.data.mixtures import build_mixture
+from mixmerge.data.prepared import prepare_records, read_split
 from stages import mix, prepare
-from stages.core import mixing
-from stages.core.config import validate_params
-from stages.core.errors import StageError
-from stages.core.records import Record
 
 LANGUAGES = ["en", "fr", "es", "hi", "ar", "ru"]
 
@@ -88,7 +91,7 @@ def test_asking_for_more_than_exists_says_how_many_exist():
 @pytest.fixture
 def prepared(tmp_path, small_raw):
     params = validate_params(small_raw)
-    prepare.run(params, out=tmp_path / "prepared", report_path=tmp_path / "prepare.json")
+    prepare.run(params, root=tmp_path)
     return params, tmp_path
 
 
@@ -100,30 +103,28 @@ def test_prepare_writes_every_split_language_and_objective(prepared):
         ("warmup", {"general", "safety"}),
     ):
         for language in params.languages:
-            found = {p.stem for p in (root / "prepared" / split / language).glob("*.jsonl")}
+            found = {p.stem for p in (root / paths.PREPARED / split / language).glob("*.jsonl")}
             assert found == objectives
-    report = json.loads((root / "prepare.json").read_text())
+    report = json.loads((root / paths.PREPARE_REPORT).read_text())
     assert report["counts"]["train"]["hi"] == {"safety": 60, "general": 60}
-    assert (root / "prepared" / "corpus.jsonl").stat().st_size > 0
+    assert (root / paths.PREPARED / "corpus.jsonl").stat().st_size > 0
 
 
 def test_a_mixture_realises_its_share_and_keeps_both_forms_aligned(prepared):
     params, root = prepared
-    manifest = mix.run(
-        params, "mix15", root / "prepared", out=root / "mixtures", manifests=root / "manifests"
-    )
+    manifest = mix.run(params, "mix15", root=root)
     assert manifest["realised"]["safety_share"] == pytest.approx(0.15, abs=0.01)
     assert manifest["counts"]["fr"] == {"safety": 6, "general": 34}
-    folder = root / "mixtures" / "mix15"
+    folder = root / paths.MIXTURES / "mix15"
     sft = [json.loads(line) for line in (folder / "sft.jsonl").open()]
     preference = [json.loads(line) for line in (folder / "preference.jsonl").open()]
     assert len(sft) == len(preference) == 120
     assert [row["messages"][0]["role"] for row in sft[:3]] == ["user"] * 3
     assert {row["id"] for row in sft} == {row["id"] for row in preference}
-    assert json.loads((root / "manifests" / "mix15.json").read_text()) == manifest
+    assert json.loads((root / paths.MIXTURE_MANIFESTS / "mix15.json").read_text()) == manifest
     train_ids = {
         json.loads(line)["id"]
-        for path in (root / "prepared" / "train").rglob("*.jsonl")
+        for path in (root / paths.PREPARED / "train").rglob("*.jsonl")
         for line in path.open()
     }
     assert {row["id"] for row in sft} <= train_ids
@@ -131,15 +132,14 @@ def test_a_mixture_realises_its_share_and_keeps_both_forms_aligned(prepared):
 
 def test_a_mixture_asking_for_too_much_fails_and_keeps_the_previous_output(prepared):
     params, root = prepared
-    folders = {"out": root / "mixtures", "manifests": root / "manifests"}
-    mix.run(params, "mix100", root / "prepared", **folders)
-    before = (root / "mixtures" / "mix100" / "sft.jsonl").read_bytes()
+    mix.run(params, "mix100", root=root)
+    before = (root / paths.MIXTURES / "mix100" / "sft.jsonl").read_bytes()
     raw = params.model_dump(exclude_none=True)
     raw["mixtures"]["mix100"]["size_per_language"] = 61
     with pytest.raises(StageError, match=r"61 safety in en \(there are 60\)"):
-        mix.run(validate_params(raw), "mix100", root / "prepared", **folders)
-    assert (root / "mixtures" / "mix100" / "sft.jsonl").read_bytes() == before
-    assert not list((root / "mixtures").glob(".*tmp*"))
+        mix.run(validate_params(raw), "mix100", root=root)
+    assert (root / paths.MIXTURES / "mix100" / "sft.jsonl").read_bytes() == before
+    assert not list((root / paths.MIXTURES).glob(".*tmp*"))
 
 
 def test_a_mixture_of_one_form_draws_from_records_with_that_form(prepared):
@@ -149,20 +149,20 @@ def test_a_mixture_of_one_form_draws_from_records_with_that_form(prepared):
     params = validate_params(raw)
     pool = [
         dataclasses.replace(r, chosen=None, rejected=None)
-        for r in mix.load_split(root / "prepared", "train", params.languages)
+        for r in read_split(root / paths.PREPARED, "train", params.languages)
     ]
-    chosen, manifest = mix.build_mixture(params, "mix15", pool)
+    chosen, manifest = build_mixture("mix15", params.mixtures["mix15"], params.languages, pool)
     assert len(chosen) == manifest["realised"]["examples"] == 120
     raw["mixtures"]["mix15"]["forms"] = ["sft", "preference"]
     with pytest.raises(StageError, match="train records with sft and preference"):
-        mix.build_mixture(validate_params(raw), "mix15", pool)
+        build_mixture("mix15", validate_params(raw).mixtures["mix15"], params.languages, pool)
 
 
 def test_an_eval_prompt_of_one_source_never_reaches_training_from_another(tmp_path, small_raw):
     small_raw["languages"] = ["en"]
     held_out = next(
         r.prompt
-        for r in prepare.prepare(validate_params(small_raw))[0]["eval"]
+        for r in prepare_records(validate_params(small_raw))[0]["eval"]
         if r.objective == "safety"
     )
     path = tmp_path / "rows.jsonl"
@@ -176,7 +176,7 @@ def test_an_eval_prompt_of_one_source_never_reaches_training_from_another(tmp_pa
         "language": "en",
         "columns": {"prompt": "p", "response": "r"},
     }
-    splits, _, report = prepare.prepare(validate_params(small_raw))
+    splits, _, report = prepare_records(validate_params(small_raw))
     assert held_out not in {r.prompt for r in splits["train"]}
     assert "Another prompt" in {r.prompt for r in splits["train"]}
     assert report["dropped_across_sources"] == {"prompt also in eval": 1}

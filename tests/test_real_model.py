@@ -18,9 +18,9 @@ import yaml
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from mixmerge.config import load_params
+from mixmerge.core.io import read_jsonl
 from stages.cli import app
-from stages.core.config import load_params
-from stages.core.io import read_jsonl
 from tests.conftest import REPO, inside
 
 SMOLLM2 = REPO / "downloads" / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -127,7 +127,7 @@ def answer_losses(model_dir: Path, rows: list[dict], tokenizer_dir: Path) -> lis
     """The model's loss on each conversation's answer, with the labels SFT trains on."""
     from transformers import AutoModelForCausalLM
 
-    from stages.training.sft import sft_trainer
+    from mixmerge.training.sft import sft_trainer
 
     params = load_params(Path("params.yaml"))
     trainer, _, _ = sft_trainer(
@@ -158,7 +158,7 @@ def test_the_gguf_base_is_a_standard_safetensors_model(real_study):
 def test_sft_on_the_real_model_learns_the_answer_only(real_study):
     from transformers import AutoTokenizer
 
-    from stages.training.sft import sft_trainer
+    from mixmerge.training.sft import sft_trainer
 
     rows = [
         {"messages": r["messages"]} for r in read_jsonl(real_study / "data/mixtures/mix0/sft.jsonl")
@@ -220,12 +220,12 @@ def test_dpo_on_the_real_model_raises_the_margin(real_study):
 
 @pytest.mark.parametrize("merge", ["linear", "slerp", "ties"])
 def test_merges_of_real_fine_tunes_load_and_generate(real_study, merge):
-    from stages.core.config import Generation
-    from stages.generation.hf import generate
+    from mixmerge.config.evaluation import GenerationConfig
+    from mixmerge.generation.hf import generate
 
     folder = real_study / "models/merge" / merge / "seed-0"
     answers = generate(
-        folder, ["What is 2 plus 3?", "¿Cuánto es 4 más 1?"], Generation(max_new_tokens=8)
+        folder, ["What is 2 plus 3?", "¿Cuánto es 4 más 1?"], GenerationConfig(max_new_tokens=8)
     )
     assert all(answer.strip() for answer in answers), answers
     parents = [

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
+from mixmerge.config import validate_params
+from mixmerge.reporting import claims, plots, tables
 from stages import evaluate, merge, report, train
-from stages.core.config import validate_params
-from stages.reporting import claims, plots, tables
 from tests.conftest import inside, tiny_evaluated
 
 

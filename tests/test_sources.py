@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from stages.core.config import validate_params
-from stages.core.errors import StageError
-from stages.core.records import prompt_key
-from stages.sources import read_source
+from mixmerge.config import validate_params
+from mixmerge.core.errors import StageError
+from mixmerge.core.records import prompt_key
+from mixmerge.data.sources import read_source
 from tests.conftest import SHARED_DATA
 
 STUDY = ["en", "fr", "es", "hi", "ar", "ru"]

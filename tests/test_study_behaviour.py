@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from mixmerge.config import validate_params
 from stages import base, evaluate, mix, prepare, train
-from stages.core.config import validate_params
 from tests.conftest import REPO, inside
 
 pytestmark = pytest.mark.slow

@@ -15,10 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mixmerge.config import validate_params
+from mixmerge.core.errors import StageError
+from mixmerge.training import checkpoints
 from stages import base, train
-from stages.core.config import validate_params
-from stages.core.errors import StageError
-from stages.training import checkpoints
 from tests.conftest import REPO, TINY, inside, write
 
 
@@ -52,8 +52,8 @@ def mixmerge(root: Path, *arguments: str, **popen) -> subprocess.Popen:
 def test_the_tiny_base_builds_without_qk_norm_and_generates(tiny_study):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from stages.core.config import Generation
-    from stages.generation.hf import generate
+    from mixmerge.config.evaluation import GenerationConfig
+    from mixmerge.generation.hf import generate
 
     folder = tiny_study / "models" / "base"
     model = AutoModelForCausalLM.from_pretrained(folder)
@@ -63,7 +63,7 @@ def test_the_tiny_base_builds_without_qk_norm_and_generates(tiny_study):
     assert len(tokenizer) == model.config.vocab_size
     assert sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth")) == []
     prompts = ["What is 2 plus 3?", "2 और 3 का जोड़ कितना है?"]
-    responses = generate(folder, prompts, Generation(max_new_tokens=8))
+    responses = generate(folder, prompts, GenerationConfig(max_new_tokens=8))
     assert len(responses) == 2 and all(isinstance(r, str) for r in responses)
     for phase in ("pretrain", "warmup"):
         curve = (tiny_study / f"reports/train/base/{phase}/plots/metrics/loss.tsv").read_text()
@@ -73,7 +73,7 @@ def test_the_tiny_base_builds_without_qk_norm_and_generates(tiny_study):
 
 
 def test_sft_learns_the_builtin_answer_and_its_end_of_turn_only(tiny_study, tmp_path):
-    from stages.training.sft import sft_trainer
+    from mixmerge.training.sft import sft_trainer
 
     params = validate_params(TINY)
     chat = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
@@ -146,7 +146,7 @@ def test_an_unsupported_gguf_file_is_refused_before_anything_is_written(
 
 
 def test_a_gguf_base_must_be_a_gguf_file_and_its_warmup_needs_the_world(small_raw):
-    from stages.core.config import ParamsError
+    from mixmerge.config import ParamsError
 
     small_raw["base"] = {"source": "gguf", "path": "model.bin"}
     refused = r"base\.path: a GGUF base is a `\.gguf` file \(got 'model\.bin'\)"

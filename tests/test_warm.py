@@ -48,7 +48,7 @@ def test_commands_in_the_worker_keep_their_directory_output_and_exit_code(
 def test_a_command_runs_where_it_started_when_the_worker_stops_before_taking_it(
     tmp_path, monkeypatch
 ):
-    from stages.warm import SOCKET_ENV, delegate
+    from mixmerge.warm import SOCKET_ENV, delegate
 
     path = str(tmp_path / "socket")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -63,7 +63,7 @@ def test_a_command_runs_where_it_started_when_the_worker_stops_before_taking_it(
 
     worker = threading.Thread(target=stop_at_once)
     worker.start()
-    assert delegate(["validate"]) is None
+    assert delegate(["validate"], entry="stages.cli:run_in_worker") is None
     worker.join()
 
 

@@ -5,10 +5,18 @@ from collections import Counter
 
 import pytest
 
-from stages.core.records import prompt_key
-from stages.world import LANGUAGES, PACKS, build_world, capacity, general, judge, pretraining_corpus  # noqa: E501
-from stages.world import safety as requests
-from stages.world.pack import HARM_CATEGORIES, TASK_TEMPLATES
+from mixmerge.core.records import prompt_key
+from mixmerge.world import (  # noqa: E501
+    LANGUAGES,
+    PACKS,
+    build_world,
+    capacity,
+    general,
+    judge,
+    pretraining_corpus,
+)
+from mixmerge.world import safety as requests
+from mixmerge.world.pack import HARM_CATEGORIES, TASK_TEMPLATES
 
 SIZES = {
     "eval": {"general": 60, "safety": 42, "benign": 30},

@@ -1,0 +1,212 @@
+"""The `data` section: where records come from (the builtin world, hub datasets, local files)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from mixmerge import world
+from mixmerge.config.common import (
+    Name,
+    Paths,
+    Strict,
+    StudyLanguage,
+    StudyLanguages,
+    known_language,
+)
+from mixmerge.core.languages import ISO_639_1
+from mixmerge.core.records import OBJECTIVES, Objective
+from mixmerge.core.suggest import did_you_mean
+
+
+class SplitSizesConfig(Strict):
+    """Prompts per language and objective."""
+
+    general: NonNegativeInt = 0
+    safety: NonNegativeInt = 0
+    benign: NonNegativeInt = 0
+
+
+def _world_language(code: str) -> str:
+    code = known_language(code)
+    if code not in world.LANGUAGES:
+        raise PydanticCustomError(
+            "language_not_in_world",
+            "the builtin world speaks {known}{hint}",
+            {"known": ", ".join(world.LANGUAGES), "hint": did_you_mean(code, world.LANGUAGES)},
+        )
+    return code
+
+
+class BuiltinSourceConfig(Strict):
+    """The embedded six-language world (see mixmerge/world). `warmup_task_language`: the language
+    the base's warm-up answers general tasks in, whatever the question's (null: the question's
+    own), as instruction-tuned models often fall back to English."""
+
+    kind: Literal["builtin"]
+    seed: int = 0
+    eval: SplitSizesConfig
+    warmup: SplitSizesConfig = SplitSizesConfig()
+    train: SplitSizesConfig
+    warmup_task_language: Annotated[str, AfterValidator(_world_language)] | None = "en"
+
+    @model_validator(mode="after")
+    def _fits_in_world(self, info: ValidationInfo) -> BuiltinSourceConfig:
+        study = (info.context or {}).get("languages") or []
+        foreign = [code for code in study if code in ISO_639_1 and code not in world.LANGUAGES]
+        if foreign:
+            raise PydanticCustomError(
+                "language_not_in_world",
+                "the builtin world speaks {known}, not {foreign}",
+                {"known": ", ".join(world.LANGUAGES), "foreign": ", ".join(foreign)},
+            )
+        problems = []
+        spoken = [code for code in study if code in world.LANGUAGES] or world.LANGUAGES
+        for objective in OBJECTIVES:
+            asked = {s: getattr(getattr(self, s), objective) for s in ("eval", "warmup", "train")}
+            have = min(world.capacity(objective, code) for code in spoken)
+            if sum(asked.values()) > have:
+                parts = " + ".join(f"{s} {n}" for s, n in asked.items())
+                problems.append(f"{objective}: {parts} = {sum(asked.values())} > {have}")
+            scorable = min(world.capacity(objective, code, split="eval") for code in spoken)
+            if asked["eval"] > scorable:
+                problems.append(
+                    f"{objective}: eval {asked['eval']} > {scorable} that can be scored"
+                )
+        if problems:
+            raise PydanticCustomError(
+                "world_too_small",
+                "the world has fewer prompts per language than asked for ({problems})",
+                {"problems": "; ".join(problems)},
+            )
+        return self
+
+
+class ColumnsConfig(Strict):
+    """Which column holds each field. A name with `{lang}` reads a wide file: one column per
+    language, e.g. `prompt_{lang}`."""
+
+    prompt: str
+    response: str | None = None
+    chosen: str | None = None
+    rejected: str | None = None
+    language: str | None = None
+    category: str | None = None
+    reference: str | None = None
+
+    @property
+    def wide(self) -> bool:
+        return any("{lang}" in (name or "") for name in self.model_dump().values())
+
+
+class TableSourceConfig(Strict):
+    """Rows of a table, read with `datasets.load_dataset`, mapped to records by `columns`."""
+
+    objective: Objective
+    columns: ColumnsConfig
+    use: Literal["train", "eval", "both"] = "both"
+    eval_share: float = Field(0.1, gt=0, lt=1)
+    seed: int = 0
+    language: StudyLanguage | None = None
+    languages: StudyLanguages | None = None
+    language_values: dict[str, StudyLanguage] = {}
+    category: str | None = None
+    category_values: dict[str, str] = {}
+    max_per_language: PositiveInt | None = None
+    read_options: dict[str, Any] = {}
+
+    def language_modes(self) -> list[str]:
+        """How rows get their language; exactly one must apply."""
+        return [
+            mode
+            for mode, used in (
+                ("`language`", self.language is not None),
+                ("`columns.language`", self.columns.language is not None),
+                ("`{lang}` in column names", self.columns.wide),
+            )
+            if used
+        ]
+
+    @model_validator(mode="after")
+    def _coherent(self) -> TableSourceConfig:
+        modes = self.language_modes()
+        if len(modes) != 1:
+            raise PydanticCustomError(
+                "language_mode",
+                "say how rows get their language with exactly one of {all} (got {got})",
+                {"all": self._all_modes(), "got": ", ".join(modes) or "none"},
+            )
+        if self.language is not None and self.languages is not None:
+            raise PydanticCustomError(
+                "language_and_languages", "`languages` has no use when `language` is fixed"
+            )
+        if self.language_values and self.columns.language is None:
+            raise PydanticCustomError(
+                "language_values", "`language_values` maps `columns.language`, which is not set"
+            )
+        if self.use != "eval" and self.columns.response is None and self.columns.chosen is None:
+            raise PydanticCustomError(
+                "nothing_to_train_on",
+                "a source used for training needs `columns.response` or `columns.chosen`; "
+                "set `use: eval` for prompts only",
+            )
+        if (self.columns.chosen is None) != (self.columns.rejected is None):
+            raise PydanticCustomError(
+                "half_a_pair", "`columns.chosen` and `columns.rejected` go together"
+            )
+        return self
+
+    def _all_modes(self) -> str:
+        return "`language`, `columns.language`, `{lang}` in column names"
+
+
+class HubSourceConfig(TableSourceConfig):
+    """A dataset on the Hugging Face hub, or a local dataset folder, by `datasets.load_dataset`."""
+
+    kind: Literal["hf"]
+    dataset: str
+    subset: str | None = None
+    split: str = "train"
+    revision: str | None = None
+
+
+class FileSourceConfig(TableSourceConfig):
+    """Local jsonl, csv or parquet files (globs allowed; relative to the working directory)."""
+
+    kind: Literal["files"]
+    files: Paths | None = None
+    files_by_language: Annotated[dict[StudyLanguage, Paths], Field(min_length=1)] | None = None
+    format: Literal["csv", "json", "parquet"] | None = None
+
+    def language_modes(self) -> list[str]:
+        modes = super().language_modes()
+        return modes + (["`files_by_language`"] if self.files_by_language is not None else [])
+
+    def _all_modes(self) -> str:
+        return super()._all_modes() + ", `files_by_language`"
+
+    @model_validator(mode="after")
+    def _one_file_list(self) -> FileSourceConfig:
+        if (self.files is None) == (self.files_by_language is None):
+            raise PydanticCustomError(
+                "files", "give exactly one of `files` and `files_by_language`"
+            )
+        return self
+
+
+SourceConfig = Annotated[
+    Union[BuiltinSourceConfig, HubSourceConfig, FileSourceConfig], Field(discriminator="kind")  # noqa: UP007
+]
+
+
+class DataConfig(Strict):
+    sources: Annotated[dict[Name, SourceConfig], Field(min_length=1)]

@@ -1,0 +1,146 @@
+"""The `merges` table: which models each merge combines, by which method, with what
+parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from mixmerge import paths
+from mixmerge.config.common import ModelRef, Strict
+from mixmerge.core.suggest import did_you_mean
+
+
+class MergeRuleConfig(Strict):
+    """A parameter's value for the tensors whose name contains `filter` (all when None)."""
+
+    filter: str | None = None
+    value: float | Annotated[list[float], Field(min_length=1)]
+
+
+# A number; a list of numbers, interpolated over layer depth (mergekit's "gradient"); or rules.
+Setting = (
+    float
+    | Annotated[list[float], Field(min_length=1)]
+    | Annotated[list[MergeRuleConfig], Field(min_length=1)]
+)
+
+
+def _numbers(setting) -> list[float]:
+    if isinstance(setting, (int, float)):
+        return [setting]
+    return [
+        n
+        for item in setting
+        for n in (_numbers(item.value) if isinstance(item, MergeRuleConfig) else [item])
+    ]
+
+
+class MergeInputConfig(Strict):
+    """A model to merge and its own parameters (they override the merge's)."""
+
+    model: ModelRef
+    weight: Setting | None = None
+    density: Setting | None = None
+    gamma: Setting | None = None
+
+
+class MergeParametersConfig(Strict):
+    """Parameters of the merge as a whole, and defaults for every model's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    t: Setting | None = None
+    scale: Setting | None = Field(None, alias="lambda")
+    normalize: bool | None = None
+    rescale: bool | None = None
+    weight: Setting | None = None
+    density: Setting | None = None
+    gamma: Setting | None = None
+
+
+PER_MODEL = ("weight", "density", "gamma")
+
+
+class MergeConfig(Strict):
+    """A merge of `models` by `method` (see mixmerge/merging/registry.py), at the training
+    `stage` (sft or dpo) whose models it merges. Task-vector methods merge each model's
+    difference from `base`; SLERP goes from `base` (t = 0), one of its two models, to the
+    other. `seed` drives DARE's random drops; `out_dtype` defaults to the inputs' dtype.
+    `diagnostics` measures how the task vectors interfere, per layer (diagnostics.json and
+    the merge's reports); off, the merge writes no diagnostics.json and empty reports."""
+
+    method: str
+    stage: Literal["sft", "dpo"]
+    models: Annotated[list[MergeInputConfig], Field(min_length=1)]
+    base: ModelRef | None = None
+    parameters: MergeParametersConfig = MergeParametersConfig()
+    seed: int = 0
+    out_dtype: Literal["float32", "bfloat16", "float16"] | None = None
+    diagnostics: bool = True
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, name: str) -> str:
+        from mixmerge.merging.registry import METHODS
+
+        if name not in METHODS:
+            raise PydanticCustomError(
+                "merge_method", "unknown merge method{hint}", {"hint": did_you_mean(name, METHODS)}
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _fits_method(self) -> MergeConfig:
+        from mixmerge.merging.registry import METHODS, REQUIRED
+
+        method = METHODS[self.method]
+        names = [m.model for m in self.models]
+        given = {k for k, v in self.parameters.model_dump(by_alias=True).items() if v is not None}
+        problems = []
+        if method.needs_base and self.base is None:
+            problems.append(f"{self.method} needs a `base`")
+        if not method.needs_base and self.base is not None:
+            problems.append(f"{self.method} takes no `base`")
+        if method.computation == "slerp" and self.base is not None and self.base not in names:
+            problems.append("slerp's `base` (its t = 0 end) must be one of its two models")
+        if method.computation == "task_vector" and self.base in names:
+            problems.append("list the base only as `base`: its task vector would be zero")
+        # DVC knows a merge's inputs by their stage's folder (models/sft or models/dpo).
+        strangers = [
+            m
+            for m in [*names, self.base]
+            if m not in (None, paths.BASE) and paths.parse(m).kind != self.stage
+        ]
+        if strangers:
+            others = ", ".join(strangers)
+            problems.append(f"a {self.stage}-stage merge takes {self.stage}/ models, not {others}")
+        too_many = method.max_models is not None and len(names) > method.max_models
+        if len(names) < method.min_models or too_many:
+            exact = method.min_models == method.max_models
+            count = f"{'exactly' if exact else 'at least'} {method.min_models}"
+            problems.append(f"{self.method} merges {count} models, not {len(names)}")
+        accepted = set(method.model_parameters) | set(method.merge_parameters)
+        problems += [f"{self.method} takes no parameter `{k}`" for k in sorted(given - accepted)]
+        for model in self.models:
+            own = {k for k in PER_MODEL if getattr(model, k) is not None}
+            for key in sorted(own - set(method.model_parameters)):
+                problems.append(f"{self.method} takes no `{key}` for {model.model}")
+        for key, default in method.merge_parameters.items():
+            if default is REQUIRED and key not in given:
+                problems.append(f"{self.method} needs `parameters.{key}`")
+        densities = [m.density for m in self.models] + [self.parameters.density]
+        if any(not 0 < d <= 1 for s in densities if s is not None for d in _numbers(s)):
+            problems.append("every density must be in (0, 1]")
+        default_weight = 1.0 if self.parameters.weight is None else self.parameters.weight
+        weights = [default_weight if m.weight is None else m.weight for m in self.models]
+        normalize = self.parameters.normalize
+        if normalize is None:
+            normalize = method.merge_parameters.get("normalize", False)
+        if normalize and all(isinstance(w, (int, float)) for w in weights) and sum(weights) == 0:
+            problems.append("the weights sum to zero, and the merge divides by their sum")
+        if problems:
+            raise PydanticCustomError("merge", "{problems}", {"problems": "; ".join(problems)})
+        return self

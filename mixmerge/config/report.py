@@ -1,0 +1,43 @@
+"""The `report` section: which models the paper's tables set side by side."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from mixmerge.config.common import ModelRef, Strict
+from mixmerge.config.evaluation import BootstrapConfig
+
+
+class ByStageConfig(Strict):
+    """One row of a table with a column group per training stage."""
+
+    sft: ModelRef | None = None
+    dpo: ModelRef | None = None
+
+
+class ComparisonConfig(Strict):
+    """Rows (label: model) each compared with `baseline` on the same prompts."""
+
+    baseline: ModelRef
+    rows: Annotated[dict[str, ModelRef], Field(min_length=1)]
+
+
+class AblationConfig(Strict):
+    """Merges that differ in the weight of `model` only: the curve over that weight."""
+
+    model: ModelRef
+    merges: Annotated[list[ModelRef], Field(min_length=2)]
+
+
+class ReportConfig(Strict):
+    """The paper's tables. `objective` is Table 1: rows by label, a model per stage, each
+    compared with `baseline` (the 15 % mixture) at the same stage."""
+
+    baseline: ByStageConfig
+    objective: Annotated[dict[str, ByStageConfig], Field(min_length=1)]
+    language: ComparisonConfig | None = None
+    order: ComparisonConfig | None = None
+    ablation: AblationConfig | None = None
+    bootstrap: BootstrapConfig = BootstrapConfig()

@@ -1,0 +1,199 @@
+"""The whole params file: its top-level keys, the checks across sections, and `load_params`,
+the one entry point every stage calls.
+
+`load_params` reports every problem at once, each with its key path and the bad value, with a
+did-you-mean for misspelt names. Each section's schema lives in its own module here
+(`data`, `mixtures`, `base_model`, `training`, `merges`, `evaluation`, `report`), so that a stage
+depends on the schema of the sections it reads and nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from mixmerge import paths
+from mixmerge.config.base_model import (
+    BaseModelConfig,
+    BuiltinBaseConfig,
+    GgufBaseConfig,
+    HubBaseConfig,
+)
+from mixmerge.config.common import (
+    Language,
+    Name,
+    ParamsError,
+    Problem,
+    Strict,
+    UniqueKeyLoader,
+    problem_of,
+    unique_items,
+)
+from mixmerge.config.data import BuiltinSourceConfig, DataConfig
+from mixmerge.config.evaluation import EvaluationConfig
+from mixmerge.config.merges import MergeConfig
+from mixmerge.config.mixtures import MixtureConfig
+from mixmerge.config.report import ReportConfig
+from mixmerge.config.training import RunConfig, TrainConfig
+
+
+class StudyConfig(Strict):
+    languages: Annotated[list[Language], Field(min_length=1), AfterValidator(unique_items)]
+    # Training seeds: every SFT and DPO run and every merge has one replicate per seed (merges
+    # combine replicates of the same seed); figures aggregate them. The base is built once.
+    seeds: Annotated[list[int], Field(min_length=1), AfterValidator(unique_items)] = [0]
+    data: DataConfig
+    mixtures: dict[Name, MixtureConfig] = {}
+    base: BaseModelConfig | None = None
+    train: TrainConfig | None = None
+    sft: dict[Name, RunConfig] = {}
+    dpo: dict[Name, RunConfig] = {}
+    merges: dict[Name, MergeConfig] = {}
+    evaluation: EvaluationConfig | None = None
+    report: ReportConfig | None = None
+
+    def mixture_languages(self, name: str) -> list[str]:
+        return self.mixtures[name].languages or self.languages
+
+    @property
+    def trust_remote_code(self) -> bool:
+        """Whether models may run code of their own: only a hub base whose params allow it."""
+        return isinstance(self.base, HubBaseConfig) and self.base.trust_remote_code
+
+    @model_validator(mode="after")
+    def _trainable(self) -> StudyConfig:
+        if isinstance(self.base, BuiltinBaseConfig) and not any(
+            isinstance(source, BuiltinSourceConfig) for source in self.data.sources.values()
+        ):
+            raise PydanticCustomError(
+                "builtin_base",
+                "`base.source: builtin` trains on the embedded world: add a `builtin` data source",
+            )
+        warmed = (
+            isinstance(self.base, (HubBaseConfig, GgufBaseConfig)) and self.base.warmup is not None
+        )
+        if warmed and not any(
+            isinstance(source, BuiltinSourceConfig) and source.warmup.general + source.warmup.safety
+            for source in self.data.sources.values()
+        ):
+            raise PydanticCustomError(
+                "base_warmup",
+                "`base.warmup` trains on the embedded world's warm-up split: add a `builtin` "
+                "data source with `warmup` sizes",
+            )
+        if (self.sft or self.dpo) and (self.base is None or self.train is None):
+            raise PydanticCustomError("training", "runs in `sft` or `dpo` need `base` and `train`")
+        for kind, form in (("sft", "sft"), ("dpo", "preference")):
+            for name, run in getattr(self, kind).items():
+                if form not in self.mixtures[run.mixture].forms:
+                    raise PydanticCustomError(
+                        "form",
+                        "{kind}.{name} trains on mixture {mixture}, which has no {form} set",
+                        {"kind": kind, "name": name, "mixture": run.mixture, "form": form},
+                    )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def load_params(path: str | Path = "params.yaml") -> StudyConfig:
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as file:
+            raw = yaml.load(file, Loader=UniqueKeyLoader)  # noqa: S506 (a safe loader)
+    except FileNotFoundError:
+        raise ParamsError(str(path), [Problem("<file>", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ParamsError(str(path), [Problem("<file>", f"cannot read: {error}")]) from None
+    except yaml.YAMLError as error:
+        raise ParamsError(str(path), [Problem("<file>", f"not valid YAML: {error}")]) from None
+    return validate_params(raw, source=str(path))
+
+
+def validate_params(raw: Any, source: str = "params") -> StudyConfig:
+    if not isinstance(raw, Mapping):
+        raise ParamsError(source, [Problem("<file>", "expected a mapping of keys", raw)])
+    problems = _cycles(raw)
+    try:
+        params = StudyConfig.model_validate(raw, context=_context(raw))
+    except ValidationError as error:
+        problems = [problem_of(e, StudyConfig) for e in error.errors()] + problems
+    if problems:
+        raise ParamsError(source, problems)
+    return params
+
+
+def _table(raw: Mapping, key: str) -> Mapping:
+    section = raw.get(key)
+    return section if isinstance(section, Mapping) else {}
+
+
+def _context(raw: Mapping) -> dict:
+    """What cross-references are checked against, read leniently from the raw file. A check
+    whose table is itself malformed is skipped: that table gets its own error."""
+    languages = raw.get("languages")
+    tables_ok = all(isinstance(raw.get(key, {}), Mapping) for key in paths.TABLES.values())
+    models = {paths.BASE} | {
+        paths.ref(kind, name) for kind, key in paths.TABLES.items() for name in _table(raw, key)
+    }
+    mixtures_ok = isinstance(raw.get("mixtures", {}), Mapping)
+    sources = _table(_table(raw, "data"), "sources")
+    return {
+        "judged_sources": [
+            str(name)
+            for name, source in sources.items()
+            if isinstance(source, Mapping)
+            and source.get("kind") != "builtin"
+            and source.get("use") != "train"
+        ],
+        "languages": [str(c) for c in languages] if isinstance(languages, list) else None,
+        "mixtures": set(map(str, _table(raw, "mixtures"))) if mixtures_ok else None,
+        "models": models if tables_ok else None,
+    }
+
+
+def _dependencies(raw: Mapping) -> dict[str, list[tuple[str, str]]]:
+    """Model -> the models it is built from, each with the key path that names it."""
+    edges: dict[str, list[tuple[str, str]]] = {}
+    for kind in ("sft", "dpo"):
+        for name, run in _table(raw, kind).items():
+            init = run.get("init", paths.BASE) if isinstance(run, Mapping) else None
+            if isinstance(init, str):
+                edges[paths.ref(kind, name)] = [(init, f"{kind}.{name}.init")]
+    for name, merge in _table(raw, "merges").items():
+        merge = merge if isinstance(merge, Mapping) else {}
+        inputs = merge.get("models") if isinstance(merge.get("models"), list) else []
+        edges[paths.ref("merge", name)] = [
+            (m["model"], f"merges.{name}.models[{i}].model")
+            for i, m in enumerate(inputs)
+            if isinstance(m, Mapping) and isinstance(m.get("model"), str)
+        ]
+        if isinstance(merge.get("base"), str):
+            edges[paths.ref("merge", name)].append((merge["base"], f"merges.{name}.base"))
+    return edges
+
+
+def _cycles(raw: Mapping) -> list[Problem]:
+    """Models that (indirectly) start from or merge themselves."""
+    edges = _dependencies(raw)
+    problems, done = [], set()
+
+    def visit(node: str, trail: list[str]) -> None:
+        for target, path in edges.get(node, []):
+            if target in trail:
+                loop = " -> ".join(trail[trail.index(target) :] + [target])
+                problems.append(Problem(path, f"models depend on each other: {loop}", target))
+            elif target not in done:
+                visit(target, trail + [target])
+        done.add(node)
+
+    for node in edges:
+        if node not in done:
+            visit(node, [node])
+    return problems

@@ -1,0 +1,284 @@
+"""Tables as a data source: a hub dataset, a local dataset folder, or local jsonl / csv / parquet
+files, read with `datasets.load_dataset` and mapped to records by `columns`.
+
+A malformed row is skipped and counted with its reason; nothing is dropped silently. Each file is
+loaded on its own, because real files of one source rarely agree on their columns.
+"""
+
+from __future__ import annotations
+
+import glob
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from mixmerge.config.data import FileSourceConfig, HubSourceConfig
+from mixmerge.core.errors import StageError
+from mixmerge.core.languages import ISO_639_1
+from mixmerge.core.records import Record, prompt_key, record_id
+from mixmerge.core.suggest import did_you_mean
+from mixmerge.data.sources.output import SourceOutput, kept_per_language
+
+EXAMPLES_PER_REASON = 3
+FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+# pandas would otherwise turn a prompt "NA" into a missing value and drop blank records unseen.
+CSV_DEFAULTS = {"keep_default_na": False, "skip_blank_lines": False}
+
+
+@dataclass
+class Tally:
+    rows: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    filtered: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def skip(self, reason: str, where: str) -> None:
+        self.skipped[reason] += 1
+        if len(self.examples[reason]) < EXAMPLES_PER_REASON:
+            self.examples[reason].append(where)
+
+
+class Skip(Exception):
+    """A malformed row; the message is the reason."""
+
+
+class Row(NamedTuple):
+    where: str  # file and row number, for the report
+    values: dict
+    language: str | None  # the language of its file group, if the source has groups
+    stem: str | None  # its file's name without extension: the fallback category
+
+
+def read(
+    name: str, config: HubSourceConfig | FileSourceConfig, languages: Sequence[str]
+) -> SourceOutput:
+    wanted = requested_languages(config, languages)
+    tally = Tally()
+    by_language: dict[str, list[Record]] = {code: [] for code in wanted}
+    seen: set[tuple[str, str]] = set()
+    for row in _rows(name, config, wanted):
+        tally.rows += 1
+        for language in _row_languages(config, row, wanted):
+            try:
+                record = to_record(name, config, row, language)
+            except Skip as reason:
+                # In a wide file, one row holds several languages: say which one failed.
+                tally.skip(
+                    f"{reason} ({language})" if config.columns.wide else str(reason), row.where
+                )
+                continue
+            if record.language not in by_language:
+                tally.filtered[f"language {record.language} not requested"] += 1
+                continue
+            key = (record.language, prompt_key(record.prompt))
+            if key in seen:
+                tally.skip("duplicate prompt", row.where)
+                continue
+            seen.add(key)
+            by_language[record.language].append(record)
+
+    empty = [code for code, rows in by_language.items() if not rows]
+    if empty:
+        raise StageError(
+            f"data.sources.{name}: no usable records for {', '.join(empty)} "
+            f"({tally.rows} rows read, skipped: {dict(tally.skipped) or 'none'})"
+        )
+    splits: dict[str, list[Record]] = {"train": [], "eval": []}
+    for language, rows in by_language.items():
+        rng = random.Random(f"{config.seed}:{language}")
+        if config.max_per_language and len(rows) > config.max_per_language:
+            tally.filtered["over max_per_language"] += len(rows) - config.max_per_language
+            keep = sorted(rng.sample(range(len(rows)), config.max_per_language))
+            rows = [rows[i] for i in keep]
+        for split, part in _split(rows, config.use, config.eval_share, rng).items():
+            splits[split].extend(part)
+    return SourceOutput(records=splits, report=_report(config, tally, splits, wanted))
+
+
+def requested_languages(
+    config: HubSourceConfig | FileSourceConfig, study: Sequence[str]
+) -> list[str]:
+    if config.languages:
+        return list(config.languages)
+    if config.kind == "files" and config.files_by_language:
+        return list(config.files_by_language)
+    if config.language:
+        return [config.language]
+    return list(study)
+
+
+def _split(rows: list[Record], use: str, eval_share: float, rng: random.Random) -> dict:
+    if use != "both":
+        return {use: rows}
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    # At least one prompt on each side once there are two.
+    n_eval = min(max(1, round(eval_share * len(rows))), len(rows) - 1)
+    held_out = set(order[:n_eval])
+    return {
+        "eval": [r for i, r in enumerate(rows) if i in held_out],
+        "train": [r for i, r in enumerate(rows) if i not in held_out],
+    }
+
+
+def _row_languages(
+    config: HubSourceConfig | FileSourceConfig, row: Row, wanted: list[str]
+) -> list[str | None]:
+    if config.columns.wide:
+        return list(wanted)
+    return [config.language or row.language]  # None: read from the language column
+
+
+def to_record(
+    name: str, config: HubSourceConfig | FileSourceConfig, row: Row, language: str | None
+) -> Record:
+    """Map one row to a record, in `language` or the one its language column names."""
+    columns = config.columns
+
+    def value(column: str | None, role: str) -> str | None:
+        if column is None:
+            return None
+        return text_of(row.values.get(column.replace("{lang}", language or "")), role)
+
+    if language is None:
+        raw = str(row.values.get(columns.language)).strip()
+        language = config.language_values.get(raw, raw.lower())
+        if language not in ISO_639_1:
+            raise Skip(f"unknown language {raw!r}")
+    prompt = value(columns.prompt, "user")
+    if prompt is None:
+        raise Skip("empty prompt")
+    response = value(columns.response, "assistant")
+    chosen = value(columns.chosen, "assistant")
+    rejected = value(columns.rejected, "assistant")
+    if config.use != "eval":
+        if columns.response and response is None:
+            raise Skip("empty response")
+        if columns.chosen and (chosen is None or rejected is None):
+            raise Skip("empty chosen or rejected")
+        if chosen is not None and chosen == rejected:
+            raise Skip("chosen equals rejected")
+    category = value(columns.category, "user") or config.category or row.stem or config.objective
+    category = config.category_values.get(category, category)
+    return Record(
+        id=record_id(name, language, category, prompt),
+        source=name,
+        language=language,
+        objective=config.objective,
+        category=category,
+        prompt=prompt,
+        response=response if response is not None else chosen,
+        chosen=chosen,
+        rejected=rejected,
+        reference=value(columns.reference, "user"),
+    )
+
+
+def text_of(value: Any, role: str) -> str | None:
+    """The text of a cell: a string, a number (pandas reads "4" from a CSV as one), or the last
+    `role` message of a chat (a list of `{"role", "content"}`, as in UltraFeedback). None when
+    there is no text."""
+    if isinstance(value, list):
+        messages = [m for m in value if isinstance(m, dict) and m.get("role") == role]
+        value = messages[-1].get("content") if messages else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading rows
+
+
+def _rows(
+    name: str, config: HubSourceConfig | FileSourceConfig, wanted: list[str]
+) -> Iterator[Row]:
+    if config.kind == "hf":
+        dataset = _load(
+            name,
+            config.dataset,
+            name=config.subset,
+            split=config.split,
+            revision=config.revision,
+            **config.read_options,
+        )
+        _check_columns(name, config, dataset.column_names, config.dataset, wanted)
+        for index, values in enumerate(dataset, start=1):
+            yield Row(f"{config.dataset}[{config.split}] row {index}", values, None, None)
+        return
+    groups = (
+        config.files_by_language.items() if config.files_by_language else [(None, config.files)]
+    )
+    for language, patterns in groups:
+        for path in _expand(name, patterns):
+            file_format = config.format or FORMATS.get(path.suffix.lower())
+            if file_format is None:
+                raise StageError(
+                    f"data.sources.{name}: cannot tell the format of {path}; set `format`"
+                )
+            options = dict(CSV_DEFAULTS) if file_format == "csv" else {}
+            if path.suffix.lower() == ".tsv":
+                options["sep"] = "\t"
+            options.update(config.read_options)
+            dataset = _load(name, file_format, data_files=[str(path)], split="train", **options)
+            _check_columns(name, config, dataset.column_names, str(path), wanted)
+            for index, values in enumerate(dataset, start=1):
+                yield Row(f"{path} row {index}", values, language, path.stem)
+
+
+def _expand(name: str, patterns: list[str]) -> list[Path]:
+    paths = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern, recursive=True))
+        if not matches:
+            raise StageError(f"data.sources.{name}: no file matches {pattern!r}")
+        paths.extend(Path(m) for m in matches if Path(m).is_file())
+    return paths
+
+
+def _load(source: str, path: str, **kwargs):
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    what = kwargs.get("data_files", [path])[0]
+    try:
+        return datasets.load_dataset(path, **kwargs)
+    except Exception as error:  # datasets raises many types; all mean the same to the user
+        raise StageError(f"data.sources.{source}: cannot load {what}: {error}") from error
+
+
+def _check_columns(
+    name: str,
+    config: HubSourceConfig | FileSourceConfig,
+    available: list[str],
+    what: str,
+    wanted: list[str],
+) -> None:
+    for field_name, column in config.columns.model_dump().items():
+        if column is None:
+            continue
+        for column_name in {column.replace("{lang}", code) for code in wanted}:
+            if column_name not in available:
+                raise StageError(
+                    f"data.sources.{name}.columns.{field_name}: no column {column_name!r} in "
+                    f"{what}{did_you_mean(column_name, available)}"
+                )
+
+
+def _report(
+    config: HubSourceConfig | FileSourceConfig, tally: Tally, splits: dict, wanted: list[str]
+) -> dict:
+    return {
+        "kind": config.kind,
+        "rows": tally.rows,
+        "kept": kept_per_language(splits, wanted),
+        "skipped": dict(tally.skipped),
+        "filtered": dict(tally.filtered),
+        "examples": {reason: list(where) for reason, where in tally.examples.items()},
+    }

@@ -1,0 +1,76 @@
+"""A merge's recipe, resolved (every default filled in), and the same merge as a mergekit
+configuration, so that anyone can redo it with `mergekit-yaml`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mixmerge.config.merges import MergeConfig
+from mixmerge.merging.registry import METHODS
+
+OUT_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
+MERGEKIT_DTYPES = {"F64": "float64", "F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+
+
+def model_settings(merge: MergeConfig) -> list[dict]:
+    return [m.model_dump(exclude={"model"}, exclude_none=True) for m in merge.models]
+
+
+def merge_settings(merge: MergeConfig) -> dict:
+    return merge.parameters.model_dump(by_alias=True, exclude_none=True)
+
+
+def resolved(name: str, merge: MergeConfig, paths: dict[str, Path], replicate: int) -> dict:
+    """merge.yaml: what was merged (the replicates of training seed `replicate`), how, with
+    which defaults."""
+    method = METHODS[merge.method]
+    given = merge_settings(merge)  # validation made sure every REQUIRED one is given
+    return {
+        "merge": name,
+        "method": merge.method,
+        "reference": method.paper,
+        "stage": merge.stage,
+        "base": None
+        if merge.base is None
+        else {"model": merge.base, "path": str(paths[merge.base])},
+        "models": [
+            {
+                "model": m.model,
+                "path": str(paths[m.model]),
+                **{k: own.get(k, given.get(k, d)) for k, d in method.model_parameters.items()},
+            }
+            for m, own in zip(merge.models, model_settings(merge), strict=True)
+        ],
+        "parameters": {k: given.get(k, d) for k, d in method.merge_parameters.items()},
+        "seed": merge.seed,
+        "training_seed": replicate,
+        "out_dtype": merge.out_dtype,
+    }
+
+
+def mergekit_config(merge: MergeConfig, paths: dict[str, Path], input_dtype: str) -> dict:
+    """The same merge for mergekit (paths relative to the repository root). mergekit draws
+    DARE's random drops with its own generator, so DARE merges agree in expectation only.
+
+    mergekit computes in `dtype` and writes `out_dtype` (mergekit/config.py): float32, as this
+    engine computes, and the dtype this engine writes: `merge.out_dtype`, else the inputs'
+    floating dtype (`input_dtype`, a safetensors name). mergekit writes every tensor in one
+    dtype, so inputs whose floating tensors mix dtypes come out in the dtype of most entries."""
+    method = METHODS[merge.method]
+    given = merge_settings(merge)
+    config: dict = {"merge_method": merge.method}
+    if merge.base is not None:
+        config["base_model"] = str(paths[merge.base])
+    config["models"] = [
+        {"model": str(paths[m.model]), **({"parameters": own} if own else {})}
+        for m, own in zip(merge.models, model_settings(merge), strict=True)
+    ]
+    if "weight" in method.model_parameters:
+        # mergekit requires every model's weight; ours defaults to 1.
+        for model in config["models"]:
+            model.setdefault("parameters", {}).setdefault("weight", given.get("weight", 1.0))
+    if given:
+        config["parameters"] = given
+    config["dtype"] = "float32"
+    config["out_dtype"] = merge.out_dtype or MERGEKIT_DTYPES[input_dtype]
+    return config

@@ -1,0 +1,124 @@
+"""A merge of the study's models, as params declare it: one seed's replicates merged by the
+engine, with the recipe that made them (merge.yaml), the same merge for mergekit
+(mergekit.yaml) and how the task vectors interfere (diagnostics.json)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from mixmerge import paths
+from mixmerge.config.merges import MergeConfig
+from mixmerge.core.errors import StageError
+from mixmerge.core.io import write_json
+from mixmerge.core.model_folder import companion_files
+from mixmerge.merging import engine, recipe
+from mixmerge.merging.diagnostics import Interference
+from mixmerge.merging.registry import METHODS
+
+
+def inputs_of(merge: MergeConfig) -> list[str]:
+    """The models a merge reads, in params order (its models, then its base), each once."""
+    return list(dict.fromkeys([m.model for m in merge.models] + [merge.base] * bool(merge.base)))
+
+
+def inspect_inputs(
+    merge: MergeConfig, seed: int, root: Path
+) -> tuple[dict[str, engine.Weights], engine.Weights | None]:
+    """The models `merge` reads for training seed `seed`, checked against their safetensors
+    headers and against each other; and the model its diagnostics measure task vectors from,
+    the common ancestor: the merge's base for task-vector methods, else the study's base model
+    when it has the same tensors (None when there is none, or the diagnostics are off)."""
+    refs = inputs_of(merge)
+    weights = {ref: engine.inspect(paths.folder(ref, seed, root)) for ref in refs}
+    engine.check_compatible(weights)
+    if not merge.diagnostics:
+        return weights, None
+    if METHODS[merge.method].computation == "task_vector":
+        return weights, weights[merge.base]
+    folder = paths.folder(paths.BASE, seed, root)
+    if not folder.is_dir():
+        return weights, None
+    candidate = engine.inspect(folder)
+    try:
+        engine.check_compatible({refs[0]: weights[refs[0]], paths.BASE: candidate})
+    except StageError:
+        return weights, None
+    return weights, candidate
+
+
+def merge_replicate(
+    name: str,
+    merge: MergeConfig,
+    seed: int,
+    root: Path,
+    folder: Path,
+    max_shard_bytes: int,
+    weights: dict[str, engine.Weights],
+    reference: engine.Weights | None,
+) -> dict | None:
+    """Merge the replicates of training seed `seed` (`weights`, from `inspect_inputs`) into
+    `folder`; its interference diagnostics, from `reference`, or None when they are off."""
+    method = METHODS[merge.method]
+    refs = [m.model for m in merge.models]
+    if method.computation == "slerp":
+        # From the base (t = 0) to the other model; a model merged with itself is both ends.
+        order = sorted(range(len(refs)), key=lambda i: refs[i] != merge.base)
+    else:
+        order = list(range(len(refs)))
+    settings = recipe.model_settings(merge)
+    job = engine.Job(
+        method=method,
+        inputs=[weights[refs[i]] for i in order],
+        model_settings=[settings[i] for i in order],
+        merge_settings=recipe.merge_settings(merge),
+        base=weights[merge.base] if method.computation == "task_vector" else None,
+        seed=f"{merge.seed}:{seed}",
+        out_dtype=recipe.OUT_DTYPES.get(merge.out_dtype),
+    )
+    interference = Interference([refs[i] for i in order]) if merge.diagnostics else None
+    folder.mkdir()
+    observe = interference.observe if interference else None
+    engine.run(job, folder, max_shard_bytes, observe, reference)
+    copy_companions(job.template.folder, folder, merge.out_dtype)
+    relative = {ref: paths.folder(ref, seed, root).relative_to(root) for ref in weights}
+    (folder / "merge.yaml").write_text(
+        yaml.safe_dump(recipe.resolved(name, merge, relative, seed), sort_keys=False)
+    )
+    mergekit = recipe.mergekit_config(merge, relative, job.template.float_dtype)
+    (folder / "mergekit.yaml").write_text(yaml.safe_dump(mergekit, sort_keys=False))
+    if interference is None:
+        return None
+    diagnostics = interference.report()
+    write_json(folder / "diagnostics.json", diagnostics)
+    return diagnostics
+
+
+def layer_rows(diagnostics: dict) -> list[dict]:
+    """Per layer, the interference figures as DVC plots read them (one row per layer)."""
+    rows = []
+    for layer, figures in diagnostics["layers"].items():
+        if layer == "other":
+            continue
+        cosines = [c for c in figures["cosine"].values() if c == c]  # NaN when a vector is 0
+        rows.append(
+            {
+                "layer": int(layer),
+                "sign_conflicts": round(figures["sign_conflicts"], 6),
+                "mean_cosine": round(sum(cosines) / len(cosines), 6) if cosines else None,
+                "moved_by_two_or_more": round(figures["moved_by_two_or_more"], 6),
+            }
+        )
+    return rows
+
+
+def copy_companions(source: Path, out: Path, out_dtype: str | None) -> None:
+    """The config, tokenizer and chat template of `source` into `out`, in the merge's dtype."""
+    for file in companion_files(source):
+        shutil.copyfile(file, out / file.name)  # resolves links into real files
+    if out_dtype:
+        config = json.loads((out / "config.json").read_text())
+        (out / "config.json").write_text(json.dumps(config | {"dtype": out_dtype}, indent=2) + "\n")

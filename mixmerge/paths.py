@@ -1,0 +1,165 @@
+"""Where the study's files live, what a model reference names, and which stage makes each.
+
+Every path a stage reads or writes is here, relative to the repository root (`root`), so that
+`dvc.yaml`'s deps and outs and the code agree (a test checks them against each other).
+
+A model of the study is `base`, or `<kind>/<name>` with kind `sft`, `dpo` or `merge`. Every model
+but the base is replicated once per training seed (params `seeds`): the model is the set of its
+replicates, each a standard Hugging Face folder at models/<kind>/<name>/seed-<s>/. The base is
+built once and shared by every replicate, as the paper's runs share one base checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from mixmerge.core.io import remove
+
+ROOT = Path(".")
+
+PREPARED = Path("data/prepared")
+PREPARE_REPORT = Path("reports/prepare.json")
+MIXTURES = Path("data/mixtures")
+MIXTURE_MANIFESTS = Path("reports/mixtures")
+MODELS = Path("models")
+CHECKPOINTS = Path("checkpoints")
+TRAIN_REPORTS = Path("reports/train")
+MERGE_REPORTS = Path("reports/merges")
+EVALUATIONS = Path("evaluations")
+EVAL_REPORTS = Path("reports/eval")
+REPORT = Path("reports/report.md")
+SUMMARY = Path("reports/summary.json")
+FIGURES = Path("reports/figures")
+PLOTS = Path("reports/plots")
+
+BASE = "base"
+KINDS = ("sft", "dpo", "merge")
+# The params table that declares the models of each kind.
+TABLES = {"sft": "sft", "dpo": "dpo", "merge": "merges"}
+# A mixture's file for each form its runs train on.
+FORM_FILES = {"sft": "sft.jsonl", "preference": "preference.jsonl"}
+
+
+class ModelRef(NamedTuple):
+    """A model of the study: ("base", "") or (kind, name)."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return BASE if self.kind == BASE else f"{self.kind}/{self.name}"
+
+    @property
+    def stage(self) -> str:
+        """The `dvc.yaml` stage that makes it (`sft/x` is made by `sft@x`)."""
+        return BASE if self.kind == BASE else f"{self.kind}@{self.name}"
+
+    @property
+    def producer(self) -> str:
+        """The command that makes it, for messages."""
+        return f"`dvc repro {self.stage}`"
+
+
+def ref(kind: str, name: str) -> str:
+    """The reference of model `name` of `kind` (`sft/mix15`)."""
+    return str(ModelRef(kind, name))
+
+
+def parse(ref: str) -> ModelRef:
+    """The model a reference names. It is `base` or `kind/name`, the form the params schema
+    checks; anything else is a ValueError."""
+    if ref == BASE:
+        return ModelRef(BASE, "")
+    kind, _, name = ref.partition("/")
+    if kind not in KINDS or not name or "/" in name:
+        raise ValueError(f"{ref!r} is not base, sft/RUN, dpo/RUN or merge/MERGE")
+    return ModelRef(kind, name)
+
+
+def producer(ref: str) -> str:
+    return parse(ref).producer
+
+
+def replicas(ref: str, seeds: Sequence[int]) -> list[int | None]:
+    """The seeds a model is replicated over: None alone for the base."""
+    return [None] if ref == BASE else list(seeds)
+
+
+def seed_folder(seed: int) -> str:
+    return f"seed-{seed}"
+
+
+def replicate_name(seed: int | None) -> str | None:
+    """The name of a replicate in files and reports; the base's is None."""
+    return None if seed is None else seed_folder(seed)
+
+
+def folder(ref: str, seed: int | None, root: Path = ROOT) -> Path:
+    """The folder of a model's replicate for `seed`; the base's is the same for every seed."""
+    if ref == BASE:
+        return root / MODELS / BASE
+    if seed is None:
+        raise ValueError(f"{ref} is replicated per seed: which seed?")
+    return root / MODELS / ref / seed_folder(seed)
+
+
+def prune(ref: str, seeds: Sequence[int], root: Path = ROOT) -> None:
+    """Remove the replicates of `ref` whose seed the study no longer has."""
+    kept = {seed_folder(seed) for seed in seeds}
+    for stale in (root / MODELS / ref).glob("seed-*"):
+        if stale.name not in kept:
+            remove(stale)
+
+
+def mixture(name: str, root: Path = ROOT) -> Path:
+    return root / MIXTURES / name
+
+
+def checkpoints(ref: str, root: Path = ROOT) -> Path:
+    """Where the runs of a trained model (or the base) keep their resumable state."""
+    return root / CHECKPOINTS / ref
+
+
+def train_report(ref: str, root: Path = ROOT) -> Path:
+    """A trained model's metrics; its DVCLive folder is the same path without `.json`."""
+    return root / TRAIN_REPORTS / f"{ref}.json"
+
+
+def merge_report(name: str, root: Path = ROOT) -> Path:
+    """A merge's interference summary; the per-layer rows by seed are in the folder beside it."""
+    return root / MERGE_REPORTS / f"{name}.json"
+
+
+def evaluation(ref: str, root: Path = ROOT) -> dict[str, Path]:
+    """A model's generations and judgments, which persist between runs, and its metrics."""
+    folder = root / EVALUATIONS / ref
+    return {
+        "generations": folder / "generations.jsonl",
+        "judgments": folder / "judgments.jsonl",
+        "metrics": root / EVAL_REPORTS / f"{ref}.json",
+    }
+
+
+def stage_outputs(stage: str) -> list[Path]:
+    """What a `dvc.yaml` stage (`prepare`, `mix@mix15`, `evaluate-sft@x`...) writes: its outs,
+    metrics and plots, as `dvc.yaml` must declare them."""
+    group, _, key = stage.partition("@")
+    if group == "prepare":
+        return [PREPARED, PREPARE_REPORT]
+    if group == "mix":
+        return [MIXTURES / key, MIXTURE_MANIFESTS / f"{key}.json"]
+    if group in ("base", "sft", "dpo"):
+        ref = BASE if group == BASE else f"{group}/{key}"
+        report = train_report(ref)
+        plots = [] if group == BASE else [report.with_suffix("") / "plots" / "metrics"]
+        return [MODELS / ref, checkpoints(ref), report, *plots]
+    if group == "merge":
+        return [MODELS / "merge" / key, merge_report(key), MERGE_REPORTS / key]
+    if group.startswith("evaluate-"):
+        kind = group.removeprefix("evaluate-")
+        return list(evaluation(BASE if kind == BASE else f"{kind}/{key}").values())
+    if group == "report":
+        return [FIGURES, PLOTS, REPORT, SUMMARY]
+    raise ValueError(f"no stage {stage!r} in the study")

@@ -1,0 +1,215 @@
+"""The architecture the tree promises: a `mixmerge` library that never reaches into `stages`, no
+import cycles, stages that do not import each other, `dvc.yaml` agreeing with
+`mixmerge.paths`, and a schema split by params section that DVC re-runs by section."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mixmerge import paths
+from tests.conftest import REPO, copy_repository, run_in
+
+PACKAGES = ("mixmerge", "stages")
+# The stage modules DVC runs; `cli` and `__main__` are the command around them.
+COMMAND = {"stages", "stages.cli", "stages.__main__"}
+
+
+def module_name(file: Path) -> str:
+    parts = file.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(file: Path) -> set[str]:
+    """The project modules `file` imports, at its top or inside functions."""
+    name = module_name(file)
+    package = name if file.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}".rstrip(".")
+            found.add(base)
+            # `from mixmerge import paths` imports the module mixmerge.paths
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return found
+
+
+def project_graph() -> dict[str, set[str]]:
+    files = [f for package in PACKAGES for f in (REPO / package).rglob("*.py")]
+    modules = {module_name(f): f for f in files}
+    return {name: imports_of(file) & set(modules) - {name} for name, file in modules.items()}
+
+
+def test_the_library_never_imports_the_stages():
+    offenders = {
+        module: sorted(m for m in imported if m.split(".")[0] == "stages")
+        for module, imported in project_graph().items()
+        if module.startswith("mixmerge")
+    }
+    assert {m: i for m, i in offenders.items() if i} == {}
+
+
+def test_importing_every_library_module_loads_no_stage():
+    names = [
+        info.name
+        for info in pkgutil.walk_packages([str(REPO / "mixmerge")], prefix="mixmerge.")
+        if info.name != "mixmerge.generation.vllm" or _has("vllm")
+    ]
+    script = (
+        "import importlib, sys\n"
+        f"for name in {names!r}: importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'stages'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert len(names) > 50
+    assert result.stdout.strip() == "[]"
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def test_no_module_imports_itself_through_others():
+    graph = project_graph()
+    cycles, state = [], {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                cycles.append(trail[trail.index(target) :] + [target])
+            elif target not in state:
+                visit(target, trail + [target])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    # a package's __init__ importing its own submodules is not a cycle of two modules
+    cycles = [c for c in cycles if not all(m.startswith(c[0] + ".") for m in c[1:-1])]
+    assert cycles == []
+
+
+def test_no_stage_imports_another():
+    graph = project_graph()
+    stage_modules = {m for m in graph if m.startswith("stages.")} - COMMAND
+    assert {"stages.prepare", "stages.mix", "stages.merge", "stages.report"} <= stage_modules
+    crossing = {m: sorted(graph[m] & stage_modules) for m in stage_modules}
+    assert {m: others for m, others in crossing.items() if others} == {}
+
+
+# --- dvc.yaml against mixmerge.paths -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dvc_stages():
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        return {
+            stage.addressing: (
+                [out.def_path for out in stage.outs],
+                [dep.def_path for dep in stage.deps],
+            )
+            for stage in repo.index.stages
+        }
+
+
+def test_every_stage_writes_what_the_paths_module_says(dvc_stages):
+    assert len(dvc_stages) > 20
+    for name, (outs, _) in dvc_stages.items():
+        assert sorted(outs) == sorted(map(str, paths.stage_outputs(name))), name
+
+
+def test_every_data_dependency_is_what_some_stage_writes(dvc_stages):
+    written = [Path(out) for outs, _ in dvc_stages.values() for out in outs]
+    code = ("stages/", "mixmerge/", "configs/", "params.yaml")
+    for name, (_, deps) in dvc_stages.items():
+        for dep in map(Path, (d for d in deps if not d.startswith(code))):
+            # inside an output (data/prepared/train), or a folder of outputs (models/sft)
+            assert any(dep == out or out in dep.parents or dep in out.parents for out in written), (
+                f"{name} depends on {dep}, which no stage writes"
+            )
+
+
+def test_runs_depend_on_the_folders_the_paths_module_gives_their_inputs(dvc_stages):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for kind in ("sft", "dpo"):
+        for name, run in params[kind].items():
+            deps = dvc_stages[f"{kind}@{name}"][1]
+            init = paths.parse(run["init"])
+            assert str(paths.MODELS / str(init)) in deps
+            assert str(paths.mixture(run["mixture"])) in deps
+    for name, merge in params["merges"].items():
+        deps = dvc_stages[f"merge@{name}"][1]
+        assert str(paths.MODELS / merge["stage"]) in deps
+
+
+def test_a_model_reference_names_its_folder_and_the_stage_that_makes_it():
+    assert paths.parse("base") == ("base", "")
+    assert paths.parse("sft/mix15").stage == "sft@mix15"
+    assert paths.parse("merge/ties").producer == "`dvc repro merge@ties`"
+    assert paths.folder("dpo/mix0", 3) == Path("models/dpo/mix0/seed-3")
+    assert paths.folder("base", None) == paths.folder("base", 7) == Path("models/base")
+    for bad in ("sft", "sft/", "lora/x", "sft/a/b", ""):
+        with pytest.raises(ValueError, match="is not base"):
+            paths.parse(bad)
+
+
+# --- a schema change re-runs the stages that read its section, and no others --------------------
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory) -> Path:
+    return copy_repository(tmp_path_factory.mktemp("layout"))
+
+
+def stages_seeing_a_change(repo: Path, touched: str) -> set[str]:
+    """The stages `dvc status` says depend on `touched`, after a comment is appended to it."""
+    with (repo / touched).open("a", encoding="utf-8") as file:
+        file.write("# touched by a test\n")
+    try:
+        status = json.loads(run_in(["dvc", "status", "--json"], repo))
+    finally:
+        run_in(["git", "checkout", "--", touched], repo)
+    return {
+        stage
+        for stage, changes in status.items()
+        for change in changes
+        if isinstance(change, dict) and change.get("changed deps", {}).get(touched) == "modified"
+    }
+
+
+@pytest.mark.slow
+def test_touching_the_report_schema_reruns_only_the_report(repo_copy):
+    assert stages_seeing_a_change(repo_copy, "mixmerge/config/report.py") == {"report"}
+
+
+@pytest.mark.slow
+def test_touching_the_merge_schema_reruns_the_merges_and_what_reads_them(repo_copy):
+    merges = yaml.safe_load((repo_copy / "params.yaml").read_text())["merges"]
+    assert stages_seeing_a_change(repo_copy, "mixmerge/config/merges.py") == {
+        f"merge@{name}" for name in merges
+    } | {"report"}
+
+
+@pytest.mark.slow
+def test_touching_the_training_schema_spares_data_merges_and_evaluation(repo_copy):
+    changed = stages_seeing_a_change(repo_copy, "mixmerge/config/training.py")
+    assert changed and all(s == "base" or s.startswith(("sft@", "dpo@")) for s in changed)
