@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 import struct
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,25 @@ def one_torch_thread():
 
 
 # --- the methods, on small tensors -----------------------------------------------------------
+# The computations merges run (`methods.linear`, `slerp`, `task_vector`, which the engine calls
+# with each tensor's settings), over whole tensors of one shape: stacked flat, a row each, as
+# the engine stacks its inputs, and their parts put back together.
+
+
+def rows(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([tensor.reshape(-1) for tensor in tensors])
+
+
+def whole(parts: Iterable[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    return torch.cat(list(parts)).reshape(like.shape)
+
+
+def linear(tensors, weights, normalize=True):
+    return whole(methods.linear(rows(tensors), weights, normalize), tensors[0])
+
+
+def slerp(t, v0, v1):
+    return whole(methods.slerp(rows([v0, v1]), t), v0)
 
 
 def vector_merge(
@@ -41,10 +61,10 @@ def vector_merge(
     method = METHODS[name]
     if normalize is None:
         normalize = method.merge_parameters["normalize"]
-    return methods.task_vector_merge(
+    parts = methods.task_vector(
         method,
-        base,
-        tensors,
+        rows(tensors),
+        base.reshape(-1),
         weights,
         densities or [1.0] * len(tensors),
         [0.0] * len(tensors),
@@ -53,6 +73,7 @@ def vector_merge(
         scale,
         [torch.Generator().manual_seed(seed + i) for i in range(len(tensors))],
     )
+    return whole(parts, base)
 
 
 TASK_VECTOR_METHODS = [n for n, m in METHODS.items() if m.computation == "task_vector"]
@@ -67,26 +88,45 @@ def test_a_task_vector_merge_of_a_model_with_itself_is_itself(name):
 
 def test_linear_and_slerp_of_a_model_with_itself_are_itself():
     model = torch.randn(4, 6)
-    assert torch.allclose(methods.linear([model, model], [0.3, 0.7], normalize=True), model)
-    assert torch.allclose(methods.slerp(0.4, model, model), model)
+    assert torch.allclose(linear([model, model], [0.3, 0.7]), model)
+    assert torch.allclose(slerp(0.4, model, model), model)
 
 
 def test_slerp_ends_are_the_two_models_and_its_middle_stays_on_the_sphere():
     v0, v1 = torch.randn(3, 5), torch.randn(3, 5)
-    assert torch.allclose(methods.slerp(0.0, v0, v1), v0, atol=1e-6)
-    assert torch.allclose(methods.slerp(1.0, v0, v1), v1, atol=1e-6)
+    assert torch.allclose(slerp(0.0, v0, v1), v0, atol=1e-6)
+    assert torch.allclose(slerp(1.0, v0, v1), v1, atol=1e-6)
     e1, e2 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     half = math.sqrt(0.5)
-    assert torch.allclose(methods.slerp(0.5, e1, e2), torch.tensor([half, half]), atol=1e-6)
+    assert torch.allclose(slerp(0.5, e1, e2), torch.tensor([half, half]), atol=1e-6)
     nearly = e1 + 1e-6 * e2  # collinear: linear interpolation, not the unstable formula
-    assert torch.allclose(methods.slerp(0.5, e1, nearly), (e1 + nearly) / 2)
+    assert torch.allclose(slerp(0.5, e1, nearly), (e1 + nearly) / 2)
 
 
 def test_linear_weights_hand_computed():
     a, b = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 6.0])
-    assert methods.linear([a, b], [1.0, 0.0], normalize=True).tolist() == [1.0, 2.0]
-    assert methods.linear([a, b], [1.0, 3.0], normalize=True).tolist() == [2.5, 5.0]
-    assert methods.linear([a, b], [1.0, 3.0], normalize=False).tolist() == [10.0, 20.0]
+    assert linear([a, b], [1.0, 0.0]).tolist() == [1.0, 2.0]
+    assert linear([a, b], [1.0, 3.0]).tolist() == [2.5, 5.0]
+    assert linear([a, b], [1.0, 3.0], normalize=False).tolist() == [10.0, 20.0]
+
+
+def test_a_tensor_of_several_parts_is_merged_as_one_whole():
+    """Part by part, as the engine writes them: every part in order, and SLERP's angle that of
+    the whole tensors, against the formulas over them in float64."""
+    generator = torch.Generator().manual_seed(0)
+    count = 3 * methods.CHUNK + 5
+    a, b = torch.randn(2, count, generator=generator).to(torch.bfloat16)
+    x, y = a.double(), b.double()
+    parts = list(methods.linear(rows([a, b]), [1.0, 3.0], normalize=True))
+    assert [p.numel() for p in parts] == [methods.CHUNK] * 3 + [5]
+    assert {p.dtype for p in parts} == {torch.float32}
+    assert torch.allclose(torch.cat(parts).double(), (x + 3 * y) / 4, atol=1e-6, rtol=0)
+    theta = torch.arccos(x @ y / (x.norm() * y.norm()))
+    t = 0.3
+    expected = (torch.sin((1 - t) * theta) * x + torch.sin(t * theta) * y) / torch.sin(theta)
+    parts = list(methods.slerp(rows([a, b]), t))
+    assert [p.numel() for p in parts] == [methods.CHUNK] * 3 + [5]
+    assert torch.allclose(torch.cat(parts).double(), expected, atol=1e-6, rtol=0)
 
 
 def test_task_arithmetic_hand_computed_and_zero_lambda_is_the_base():
@@ -113,6 +153,11 @@ def rows_of(magnitudes: torch.Tensor):
         return (magnitudes if rows is None else magnitudes[rows])[:, index]
 
     return values
+
+
+def top(values: torch.Tensor, k: int) -> methods.Cutoff:
+    """`methods.tops` for one flat tensor."""
+    return methods.tops(rows_of(values[None]), values.numel(), [k])[0]
 
 
 def kept(method: str, magnitudes: torch.Tensor, density: float, gamma: float = 0.0) -> list:
@@ -146,7 +191,7 @@ def test_equal_magnitudes_at_a_cutoff_go_to_the_earlier_entries():
     assert kept("breadcrumbs", ties, density=0.5, gamma=1 / 8) == [
         True, False, True, True, False, True, False, False
     ]  # fmt: skip
-    cutoff = methods.top(ties.__getitem__, ties.numel(), 4)
+    cutoff = top(ties, 4)
     signed = torch.tensor([-1.0, 2.0, 1.0, -2.0, 1.0, 2.0, -1.0, 0.0])
     cutoff.thin_(signed)
     assert signed.tolist() == [-1.0, 2.0, 0.0, -2.0, 0.0, 2.0, 0.0, 0.0]
@@ -176,7 +221,7 @@ def test_the_bracketed_selection_of_a_large_tensor_is_exact(distinct, k):
     else:
         values = torch.randn(count, generator=generator).abs()
     expected = stable_top(values, k)
-    cutoff = methods.top(values.__getitem__, count, k)
+    cutoff = top(values, k)
     assert cutoff.threshold == torch.sort(values, descending=True).values[k - 1]
     assert torch.equal(cutoff.keep(values), expected)
     # Part by part, as the engine tests them, and thinned as the engine thins them.
@@ -197,7 +242,7 @@ def test_a_tied_value_the_sample_takes_for_the_cutoff_wrongly_is_still_exact(cou
     generator = torch.Generator().manual_seed(0)
     values = torch.rand(count, generator=generator)
     values[torch.randperm(count, generator=generator)[: count // 20]] = 0.5
-    cutoff = methods.top(values.__getitem__, count, k)
+    cutoff = top(values, k)
     assert cutoff.threshold != 0.5
     assert torch.equal(cutoff.keep(values), stable_top(values, k))
 

@@ -14,6 +14,7 @@ corrupt file is refused, naming the file and the tensor, not merged into garbage
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import math
@@ -22,7 +23,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
@@ -48,8 +49,8 @@ MAX_HEADER = 100 * 2**20  # the safetensors format's own limit on a header's len
 
 
 @dataclass(frozen=True)
-class Tensor:
-    """Where a tensor's bytes are, and what they hold."""
+class TensorBytes:
+    """Where a tensor's bytes are in a safetensors file, and what they hold."""
 
     name: str
     file: Path
@@ -83,7 +84,7 @@ class Tensor:
         return data.view(SAFETENSORS_DTYPES[self.dtype]).reshape(self.shape)
 
 
-def read_header(file: Path) -> dict[str, Tensor]:
+def read_header(file: Path) -> dict[str, TensorBytes]:
     """A safetensors file's tensors, from its header, each checked against the file: a sane
     header length, JSON, known dtypes, and every tensor's bytes inside the data section, as
     many as its dtype and shape need, overlapping no other tensor's."""
@@ -115,7 +116,7 @@ def read_header(file: Path) -> dict[str, Tensor]:
         if problem:
             raise refuse(f"tensor {name}: {problem}")
         offset = 8 + length + entry["data_offsets"][0]
-        tensors[name] = Tensor(name, file, offset, entry["dtype"], tuple(entry["shape"]))
+        tensors[name] = TensorBytes(name, file, offset, entry["dtype"], tuple(entry["shape"]))
     spans = sorted(tensors.values(), key=lambda t: (t.start, t.size))
     for first, second in pairwise(spans):
         if second.start < first.start + first.size:
@@ -152,7 +153,7 @@ class Weights:
     """A model folder's tensors (from its safetensors headers) and its config."""
 
     folder: Path
-    tensors: dict[str, Tensor]
+    tensors: dict[str, TensorBytes]
     config: dict
 
     @property
@@ -308,7 +309,7 @@ def preflight(job: Job) -> None:
 PartObserver = Callable[[int, torch.Tensor], None]
 
 
-def stacked(entries: Sequence[Tensor]) -> torch.Tensor:
+def stacked(entries: Sequence[TensorBytes]) -> torch.Tensor:
     """The inputs' same-named tensors, flat, a row each, read straight into one buffer (as
     float32 when their dtypes differ)."""
     dtypes = {entry.dtype for entry in entries}
@@ -328,55 +329,79 @@ def merge_tensor(
     observe: PartObserver | None = None,
     origin: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
-    """The merged tensor, flat, in float32 parts, from the inputs' flat tensors (`tensors`, a
-    row each, see `stacked`). Whole-tensor decisions (which entries to keep, SLERP's angle)
-    are made first; the arithmetic then runs part by part. `observe` sees each part's task
-    vectors from `origin`, or, when it is None, from the base."""
+    """The merged tensor, flat, in float32 parts: the method's computation in `methods`, with
+    the settings it takes at this tensor, over the inputs' flat tensors (`tensors`, a row each,
+    see `stacked`). `observe` sees each part's task vectors from `origin`, or, when it is None,
+    from the base."""
     t = depth(name, job.template.layers)
-    count = len(job.inputs)
-    if job.method.computation == "task_vector" and origin is None:
-        yield from methods.task_vector_parts(
-            job.method,
-            base.reshape(-1),
-            tensors,
-            [_setting(job, i, "weight", name, t) for i in range(count)],
-            [_setting(job, i, "density", name, t) for i in range(count)],
-            [_setting(job, i, "gamma", name, t) for i in range(count)],
-            bool(_setting(job, None, "normalize", name, t)),
-            bool(_setting(job, None, "rescale", name, t)),
-            _setting(job, None, "lambda", name, t),
-            [_generator(job.seed, name, i) for i in range(count)],
-            observe,
-        )
-        return
-    parts = methods.chunks(tensors.shape[1])
-    if observe:  # task vectors from another model than the base: observed apart
+    inputs = range(len(job.inputs))
+
+    def each(key: str) -> list:
+        return [_setting(job, i, key, name, t) for i in inputs]
+
+    def of_merge(key: str):
+        return _setting(job, None, key, name, t)
+
+    if observe and origin is not None:  # task vectors from another model: observed apart
         flat_origin = origin.reshape(-1)
-        for part in parts:
+        for part in methods.chunks(tensors.shape[1]):
             rows = tensors[:, part].to(torch.float32, copy=True)
             observe(part.start, rows.sub_(flat_origin[part].to(torch.float32)))
-    if job.method.computation == "task_vector":
-        yield from merge_tensor(job, name, tensors, base)
-        return
+        observe = None
     if job.method.computation == "linear":
-        weights = [_setting(job, i, "weight", name, t) for i in range(count)]
-        normalize = _setting(job, None, "normalize", name, t)
+        yield from methods.linear(tensors, each("weight"), bool(of_merge("normalize")))
+    elif job.method.computation == "slerp":
+        yield from methods.slerp(tensors, of_merge("t"))
+    else:
+        yield from methods.task_vector(
+            job.method,
+            tensors,
+            base.reshape(-1),
+            each("weight"),
+            each("density"),
+            each("gamma"),
+            bool(of_merge("normalize")),
+            bool(of_merge("rescale")),
+            of_merge("lambda"),
+            [_generator(job.seed, name, i) for i in inputs],
+            observe,
+        )
 
-        def linear(part: slice) -> torch.Tensor:
-            return methods.linear([row[part].float() for row in tensors], weights, normalize)
 
-        yield from map(linear, parts)
-        return
-    a, b = methods.slerp_coefficients(_setting(job, None, "t", name, t), *tensors)
+def _keep_freed_memory() -> None:
+    """Have glibc's malloc reuse the memory of freed parts rather than hand it back to the
+    system and fault it in again for the next part: one arena that keeps its free memory (up
+    to `M_TRIM_THRESHOLD`), with whole tensors (above `M_MMAP_THRESHOLD`) mapped and unmapped
+    as before. Measured on a TIES merge of 0.85B-parameter models: peak RSS 0.97 GB instead of
+    1.5 GB (each merging thread's arena holds its own parts otherwise), and 5 % faster. It
+    sets the process's allocator, which only the merge stage's process runs. Elsewhere than
+    glibc, nothing to do."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None:
+        arena_max, trim_threshold, mmap_threshold = -8, -1, -3  # glibc's malloc.h
+        mallopt(arena_max, 1)
+        mallopt(trim_threshold, 2**28)
+        mallopt(mmap_threshold, 2**25)
 
-    def slerp(part: slice) -> torch.Tensor:
-        return a * tensors[0, part].float() + b * tensors[1, part].float()
 
-    yield from map(slerp, parts)
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread (in each thread that calls it). A part is a few hundred
+    microseconds of work: torch's threads meet after every operation, and the meeting stalls
+    for a scheduler's time slice whenever another process holds a core (measured: 50 times
+    slower on a shared 2-core machine). Handing parts to a pool of threads instead cost 12 %
+    in the handing over; whole tensors run on threads of their own (`WORKERS`)."""
+    _keep_freed_memory()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 # Tensors merged at a time, each on its own thread (running torch on one thread: see
-# `methods.one_thread`): a second core doubles the arithmetic and overlaps one tensor's reads
+# `one_thread`): a second core doubles the arithmetic and overlaps one tensor's reads
 # with another's, and each more would hold one more tensor of every input in memory.
 WORKERS = min(2, os.cpu_count() or 1)
 
@@ -526,5 +551,5 @@ def run(
         origin = None if reference is job.base else reference.tensors[name].read()
         return merge_tensor(job, name, tensors, base, partial(observe, name), origin)
 
-    with methods.one_thread():
+    with one_thread():
         write_model(out, entries, parts_of, max_shard_bytes, workers)

@@ -1,4 +1,4 @@
-"""The merge computations: pure functions over float32 tensors.
+"""The merge computations: pure functions over tensors, the very ones merges run.
 
 Semantics follow mergekit (which the paper used). With τᵢ = θᵢ − θ_base:
 linear Σwᵢθᵢ / Σwᵢ; SLERP between two tensors, each taken as one vector; and one task-vector
@@ -6,11 +6,14 @@ merge θ_base + λ·Σwᵢτ̂ᵢ (divided by Σwᵢ over the kept entries when 
 τᵢ thinned by magnitude (TIES), at random (DARE) or without outliers (Breadcrumbs), and, with
 sign consensus (TIES, DARE-TIES), only the entries agreeing with the sign of Σwᵢτ̂ᵢ are kept.
 
-What needs a whole tensor (which entries to keep, SLERP's angle, DARE's rescaling) is decided
-first, in passes over the tensor's parts that keep only a rule (`Cutoff`, `Band`, `Drawn`); the
-arithmetic then runs part by part, on the task vectors of all the models at once (one row
-each). A part's few float32 copies stay in a core's cache, and the merge never holds more than
-its inputs and a few parts.
+A computation (`linear`, `slerp`, `task_vector`, as the registry's `Method.computation` names
+them) merges one tensor: from the models' same-named tensors, flat, a row each, in their own
+dtype, it yields the merged tensor, flat, in float32 parts of `CHUNK` entries, in order, which
+the engine writes as they come. What needs a whole tensor (which entries to keep, SLERP's
+angle, DARE's rescaling) is decided first, in passes over the tensor's parts that keep only a
+rule (`Cutoff`, `Band`, `Drawn`) or a number; the arithmetic then runs part by part, on all the
+models at once (one row each). A part's few float32 copies stay in a core's cache, and a merge
+never holds more than its inputs and a few parts.
 
 Equal magnitudes at a cutoff. mergekit 0.1.5 (mergekit/sparsify.py) keeps the first k of
 `torch.argsort(magnitudes, descending=True)` (TIES) and a window of an ascending `torch.sort`
@@ -25,10 +28,8 @@ same ones wherever magnitudes differ.
 
 from __future__ import annotations
 
-import ctypes
 import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -49,45 +50,16 @@ def chunks(count: int) -> list[slice]:
     return [slice(start, min(start + CHUNK, count)) for start in range(0, count, CHUNK)]
 
 
-def _keep_freed_memory() -> None:
-    """Have glibc's malloc reuse the memory of freed parts rather than hand it back to the
-    system and fault it in again for the next part: one arena that keeps its free memory (up
-    to `M_TRIM_THRESHOLD`), with whole tensors (above `M_MMAP_THRESHOLD`) mapped and unmapped
-    as before. Measured on a TIES merge of 0.85B-parameter models: peak RSS 0.97 GB instead of
-    1.5 GB (each merging thread's arena holds its own parts otherwise), and 5 % faster. It
-    sets the process's allocator, which only the merge stage's process runs. Elsewhere than
-    glibc, nothing to do."""
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    if mallopt is not None:
-        arena_max, trim_threshold, mmap_threshold = -8, -1, -3  # glibc's malloc.h
-        mallopt(arena_max, 1)
-        mallopt(trim_threshold, 2**28)
-        mallopt(mmap_threshold, 2**25)
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread (in each thread that calls it). A part is a few hundred
-    microseconds of work: torch's threads meet after every operation, and the meeting stalls
-    for a scheduler's time slice whenever another process holds a core (measured: 50 times
-    slower on a shared 2-core machine). Handing parts to a pool of threads instead cost 12 %
-    in the handing over; the engine runs whole tensors on threads of its own."""
-    _keep_freed_memory()
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def linear(
-    tensors: Sequence[torch.Tensor], weights: Sequence[float], normalize: bool
-) -> torch.Tensor:
-    merged = torch.zeros_like(tensors[0], dtype=torch.float32)
-    for tensor, weight in zip(tensors, weights, strict=True):
-        merged.add_(tensor, alpha=weight)
-    return merged / sum(weights) if normalize else merged
+    tensors: torch.Tensor, weights: Sequence[float], normalize: bool
+) -> Iterator[torch.Tensor]:
+    """Σwᵢθᵢ, divided by Σwᵢ when normalising: a model soup (Wortsman et al., 2022, Model soups,
+    arXiv 2203.05482), as mergekit's linear merge."""
+    for part in chunks(tensors.shape[1]):
+        merged = torch.zeros(part.stop - part.start, dtype=torch.float32)
+        for row, weight in zip(tensors[:, part], weights, strict=True):
+            merged.add_(row.float(), alpha=weight)
+        yield merged / sum(weights) if normalize else merged
 
 
 def slerp_coefficients(
@@ -110,9 +82,14 @@ def slerp_coefficients(
     return float(torch.sin((1 - t) * theta) / sine), float(torch.sin(t * theta) / sine)
 
 
-def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
+def slerp(tensors: torch.Tensor, t: float) -> Iterator[torch.Tensor]:
+    """Spherical linear interpolation (Shoemake, 1985) from the first row (t = 0) to the
+    second (t = 1), each taken as one vector, as mergekit's slerp: the angle is the whole
+    tensors', the interpolation runs part by part."""
+    v0, v1 = tensors
     a, b = slerp_coefficients(t, v0, v1)
-    return a * v0.to(torch.float32) + b * v1.to(torch.float32)
+    for part in chunks(tensors.shape[1]):
+        yield a * v0[part].float() + b * v1[part].float()
 
 
 def _float32_below(value: float) -> float:
@@ -197,15 +174,6 @@ def _rows(values: Values, rows: list[int], count: int) -> Values:
         return values(index, rows if subset is None else [rows[i] for i in subset])
 
     return chosen
-
-
-def top(values: Callable[[slice | torch.Tensor], torch.Tensor], count: int, k: int) -> Cutoff:
-    """`tops` for one flat tensor, whose entries `values` gives."""
-
-    def row(index: slice | torch.Tensor, rows: list[int] | None = None) -> torch.Tensor:
-        return values(index)[None] if rows is None else values(index)[None][rows]
-
-    return tops(row, count, [k])[0]
 
 
 def _exact(values: torch.Tensor, k: int) -> Cutoff:
@@ -523,10 +491,10 @@ def combine(
     return mixed.add_(base)
 
 
-def task_vector_parts(
+def task_vector(
     method: Method,
-    base: torch.Tensor,
     tensors: torch.Tensor,
+    base: torch.Tensor,
     weights: Sequence[float],
     densities: Sequence[float],
     gammas: Sequence[float],
@@ -536,11 +504,12 @@ def task_vector_parts(
     generators: Sequence[torch.Generator],
     observe: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Task arithmetic, TIES, DARE, DARE-TIES and Breadcrumbs: one computation, `method`'s
-    options, over a flat base and the models' flat tensors (a row each), in any dtype, as
-    float32 parts of the merged tensor in order. `scale` is λ; a generator per model seeds
-    DARE's drops; `observe` sees each part's flat start and task vectors (a row each) before
-    they are thinned."""
+    """Task arithmetic (Ilharco et al., 2023, arXiv 2212.04089), TIES (Yadav et al., 2023, arXiv
+    2306.01708), DARE and DARE-TIES (Yu et al., 2024, arXiv 2311.03099) and Breadcrumbs (Davari &
+    Belilovsky, 2024, arXiv 2312.06795): one computation, `method`'s options, as mergekit's
+    generalized task arithmetic, from a flat `base` in any dtype. `scale` is λ; a generator per
+    model seeds DARE's drops; `observe` sees each part's flat start and task vectors (a row
+    each) before they are thinned."""
     count = base.numel()
 
     def magnitudes(index: slice | torch.Tensor, rows: list[int] | None) -> torch.Tensor:
@@ -563,22 +532,3 @@ def task_vector_parts(
         return combine(chunk_base, deltas, weights, method.sign_consensus, normalize, scale)
 
     yield from map(merged, chunks(count))
-
-
-def task_vector_merge(
-    method: Method,
-    base: torch.Tensor,
-    tensors: Sequence[torch.Tensor],
-    weights: Sequence[float],
-    densities: Sequence[float],
-    gammas: Sequence[float],
-    normalize: bool,
-    rescale: bool,
-    scale: float,
-    generators: Sequence[torch.Generator],
-) -> torch.Tensor:
-    """`task_vector_parts` over whole tensors of one shape, as one tensor."""
-    stacked = torch.stack([tensor.reshape(-1) for tensor in tensors])
-    settings = (weights, densities, gammas, normalize, rescale, scale, generators)
-    parts = task_vector_parts(method, base.reshape(-1), stacked, *settings)
-    return torch.cat(list(parts)).reshape(base.shape)
