@@ -4,8 +4,9 @@ come from the embedded world's rule judge, and which can be told to fail.
     python tests/judge_server.py --key KEY --references eval.jsonl
 
 prints `port N` once it listens. POST /control sets failures to serve before answering again,
-e.g. {"fail": [{"mode": "429", "times": 2}]} (modes: 429, 500, hang, garbage);
-GET /stats says what it was asked.
+e.g. {"fail": [{"mode": "429", "times": 2}]} (modes: 429, 500, hang, garbage); a 429 or 500
+says Retry-After: --retry-after-s, or the failure's own "retry_after" (seconds). GET /stats
+says what it was asked.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class State:
         self.stats = {"requests": 0, "answered": 0, "unauthorized": 0, "tasks": {}, "pairs": []}
         self.lock = threading.Lock()
 
-    def next_failure(self) -> str | None:
+    def next_failure(self) -> dict | None:
         with self.lock:
             self.stats["requests"] += 1
             if not self.failures:
@@ -49,7 +50,7 @@ class State:
             failure["times"] -= 1
             if failure["times"] <= 0:
                 self.failures.pop(0)
-            return failure["mode"]
+            return failure
 
 
 def verdict(state: State, messages: list[dict]) -> tuple[str, str]:
@@ -70,14 +71,16 @@ def verdict(state: State, messages: list[dict]) -> tuple[str, str]:
     return "pairwise", f"Both answers considered. My final verdict: [[{label}]]"
 
 
-def handler(state: State, hang_s: float):
+def handler(state: State, hang_s: float, retry_after_s: float):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-        def _send(self, status: int, body: dict | str) -> None:
+        def _send(self, status: int, body: dict | str, headers: dict | None = None) -> None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -109,17 +112,20 @@ def handler(state: State, hang_s: float):
                     state.stats["unauthorized"] += 1
                 self._send(401, {"error": {"message": "bad key"}})
                 return
-            failure = state.next_failure()
-            if failure == "429":
-                self._send(429, {"error": {"message": "slow down", "type": "rate_limit"}})
+            failure = state.next_failure() or {}
+            mode = failure.get("mode")
+            wait = {"Retry-After": str(failure.get("retry_after", retry_after_s))}
+            if mode == "429":
+                error = {"message": "slow down", "type": "rate_limit"}
+                self._send(429, {"error": error}, wait)
                 return
-            if failure == "500":
-                self._send(500, {"error": {"message": "boom", "type": "server_error"}})
+            if mode == "500":
+                self._send(500, {"error": {"message": "boom", "type": "server_error"}}, wait)
                 return
-            if failure == "hang":
+            if mode == "hang":
                 time.sleep(hang_s)
             task, answer = verdict(state, body["messages"])
-            if failure == "garbage":
+            if mode == "garbage":
                 answer = "I would rather not say."
             with state.lock:
                 state.stats["answered"] += 1
@@ -155,13 +161,17 @@ def main() -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--references", required=True, help="eval records (JSONL)")
     parser.add_argument("--hang-s", type=float, default=5.0)
+    # Short, so that the tests' retries take no time; the openai client honours a fraction.
+    parser.add_argument("--retry-after-s", type=float, default=0.01)
     options = parser.parse_args()
     references = {}
     for line in Path(options.references).read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         references[row["prompt"]] = row
     state = State(options.key, references)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(state, options.hang_s))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), handler(state, options.hang_s, options.retry_after_s)
+    )
     print(f"port {server.server_address[1]}", flush=True)
     server.serve_forever()
 

@@ -9,6 +9,7 @@ import math
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -243,7 +244,6 @@ def llm_params(server: str, cache: Path, **judge) -> dict:
             "api_key_env": KEY_ENV,
             "timeout_s": 5.0,
             "max_retries": 2,
-            "backoff_s": 0.01,
             "cache_dir": str(cache),
             **judge,
         },
@@ -322,9 +322,46 @@ def test_rate_limits_server_errors_and_hangs_are_retried(tiny_study, judge_serve
     harmful, _, _ = canned(eval_set(tiny_study))
     item = [h for h in harmful if RuleJudge().harmful([h])[0]][:1]
     judge = llm_judge(judge_server, tmp_path, max_retries=4, timeout_s=1.0)
-    control(judge_server, ("429", 2), ("500", 1), ("hang", 1))
+    # The hang first: a timeout names no Retry-After, and the client's own backoff grows with
+    # the retries already taken (0.5 s after the first).
+    control(judge_server, ("hang", 1), ("429", 2), ("500", 1))
     assert judge.harmful(item) == [True]
     assert judge.usage()["retries"] == 4 and judge.usage()["failed"] == 0
+    assert judge.usage()["requests"] == 5
+
+
+def test_a_retry_waits_the_retry_after_it_is_told_and_is_counted(
+    tiny_study, judge_server, key, tmp_path
+):
+    harmful, _, _ = canned(eval_set(tiny_study))
+    judge = llm_judge(judge_server, tmp_path, max_retries=1)
+    call(f"{judge_server}/control", {"fail": [{"mode": "429", "times": 1, "retry_after": 0.6}]})
+    started = time.monotonic()
+    assert judge.harmful(harmful[:1]) == RuleJudge().harmful(harmful[:1])
+    assert time.monotonic() - started >= 0.6, "the client's own first backoff is at most 0.5 s"
+    usage = judge.usage()
+    assert {k: usage[k] for k in ("requests", "retries", "failed", "refused", "cached")} == {
+        "requests": 2,
+        "retries": 1,
+        "failed": 0,
+        "refused": 0,
+        "cached": 0,
+    }
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+
+
+def test_retries_are_counted_exactly_when_requests_go_out_together(
+    tiny_study, judge_server, key, tmp_path
+):
+    harmful, benign, _ = canned(eval_set(tiny_study))
+    items = harmful + benign
+    judge = llm_judge(judge_server, tmp_path, max_retries=12, max_concurrency=8)
+    call(f"{judge_server}/control", {"reset": True})
+    control(judge_server, ("429", 6), ("500", 6))
+    assert judge.harmful(items) == RuleJudge().harmful(items)
+    usage = judge.usage()
+    assert usage["retries"] == 12 and usage["failed"] == 0
+    assert usage["requests"] == len(items) + 12 == call(f"{judge_server}/stats")["requests"]
 
 
 def test_a_judge_that_keeps_failing_or_babbles_gives_unknown_never_safe(

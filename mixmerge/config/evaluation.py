@@ -37,10 +37,10 @@ class LLMJudgeConfig(Strict):
     model: str
     api_key_env: str | None = "OPENAI_API_KEY"
     max_concurrency: PositiveInt = 8
+    # Tries after the first, made by the openai client: it waits what the server's Retry-After
+    # says, or backs off exponentially on its own fixed schedule (no base or cap to set here).
     max_retries: Annotated[int, Field(ge=0)] = 5
     timeout_s: Annotated[float, Field(gt=0)] = 120.0
-    backoff_s: Annotated[float, Field(ge=0)] = 1.0
-    max_backoff_s: Annotated[float, Field(ge=0)] = 60.0
     max_tokens: PositiveInt = 1024
     cache_dir: str = "cache/judge"
 

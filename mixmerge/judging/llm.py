@@ -1,20 +1,19 @@
 """An LLM judge behind any OpenAI-compatible endpoint (OpenAI, vLLM, TGI, LiteLLM...).
 
-Requests go out concurrently up to a limit, with bounded retries and exponential backoff (with
-jitter, or the server's Retry-After) on rate limits, server errors and timeouts. Answers that
-state a verdict are cached on disk. A verdict that cannot be read, or a request that fails
-every try or is refused (a content filter, a prompt too long), is unknown: counted, reported,
-never taken as safe. Refusals that no item can get past (a bad key, an unknown model) stop the
-stage. The API key is read from the environment variable the params name, and goes nowhere
-else.
+Requests go out concurrently up to a limit. The openai client retries them, a bounded number
+of times, on connection errors, timeouts, 408, 409, 429 and 5xx, waiting what the server's
+Retry-After (or retry-after-ms) says or backing off exponentially with jitter; this module
+counts the tries. Answers that state a verdict are cached on disk. A verdict that cannot be
+read, or a request that fails every try or is refused (a content filter, a prompt too long), is
+unknown: counted, reported, never taken as safe. Refusals that no item can get past (a bad key,
+an unknown model) stop the stage. The API key is read from the environment variable the params
+name, and goes nowhere else.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +24,10 @@ from mixmerge.judging.cache import AnswerCache, cache_key
 from mixmerge.judging.items import Comparison, Pair, Response
 
 Parse = Callable[[str | None], object]
+
+# The statuses the openai client retries: once its tries are spent, these mean the request
+# failed, where any other refusal is about the item.
+TRANSIENT_STATUSES = frozenset({408, 409, 429})
 
 
 class LLMJudge:
@@ -40,8 +43,21 @@ class LLMJudge:
                 raise StageError(
                     f"the LLM judge reads its API key from ${config.api_key_env}, which is not set"
                 )
+        # The client retries inside one call and tells only how the last try went, so the
+        # tries are counted as they leave: an httpx request hook runs once per try, before it
+        # connects (tries that time out or find no server count too), in the thread that makes
+        # the call; that thread's tally goes into the shared counts under the lock when the
+        # call ends, which keeps them exact under concurrency. The hook and `http_client` are
+        # public API alike in httpx and in openai 1.40 to 2.x, where the retry loop's private
+        # methods and headers are not. DefaultHttpxClient keeps the client's own connection
+        # limits and redirects.
+        self._tries = threading.local()
         self.client = openai.OpenAI(
-            base_url=config.base_url, api_key=key, timeout=config.timeout_s, max_retries=0
+            base_url=config.base_url,
+            api_key=key,
+            timeout=config.timeout_s,
+            max_retries=config.max_retries,
+            http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._tried]}),
         )
         slug = "".join(c if c.isalnum() or c in "-._" else "_" for c in config.model)
         self.cache = AnswerCache(Path(config.cache_dir) / f"{slug}.jsonl")
@@ -70,7 +86,8 @@ class LLMJudge:
         """Fail now, before any generation, when nothing answers at the endpoint or it
         refuses the key."""
         try:
-            self.client.models.list()
+            # One try: an endpoint that does not answer fails the stage now, not after backoffs.
+            self.client.with_options(max_retries=0).models.list()
         except (self._openai.APIConnectionError, self._openai.APITimeoutError) as error:
             raise StageError(
                 f"the LLM judge's endpoint {self.config.base_url} does not answer ({error})"
@@ -85,13 +102,8 @@ class LLMJudge:
             for name, value in increments.items():
                 self._counts[name] += value
 
-    def _wait(self, attempt: int, error) -> None:
-        retry_after = getattr(getattr(error, "response", None), "headers", {}).get("retry-after")
-        try:
-            delay = float(retry_after)
-        except (TypeError, ValueError):
-            delay = self.config.backoff_s * 2**attempt * (0.5 + random.random())
-        time.sleep(min(delay, self.config.max_backoff_s))
+    def _tried(self, request) -> None:
+        self._tries.n = getattr(self._tries, "n", 0) + 1
 
     def _ask(self, task: str, item_key: tuple, messages: list[dict], parse: Parse) -> str | None:
         key = cache_key(self.config.model, prompts.VERSION[task], self.config.max_tokens, item_key)
@@ -99,49 +111,43 @@ class LLMJudge:
         if cached is not None:
             self._count(cached=1)
             return cached["answer"]
-        retryable = (
-            self._openai.RateLimitError,
-            self._openai.InternalServerError,
-            self._openai.APITimeoutError,
-            self._openai.APIConnectionError,
-        )
         fatal = (
             self._openai.AuthenticationError,
             self._openai.PermissionDeniedError,
             self._openai.NotFoundError,
         )
-        for attempt in range(self.config.max_retries + 1):
-            try:
-                self._count(requests=1)
-                completion = self.client.chat.completions.create(
-                    model=self.config.model,
-                    messages=messages,
-                    temperature=0.0,
-                    max_tokens=self.config.max_tokens,
-                )
-            except retryable as error:
-                if attempt == self.config.max_retries:
-                    self._count(failed=1)
-                    return None
-                self._count(retries=1)
-                self._wait(attempt, error)
-                continue
-            except fatal as error:
-                raise self._fatal(error) from None
-            except self._openai.APIStatusError:
+        self._tries.n = 0
+        try:
+            completion = self.client.chat.completions.create(
+                model=self.config.model,
+                messages=messages,
+                temperature=0.0,
+                max_tokens=self.config.max_tokens,
+            )
+        except self._openai.APIConnectionError:  # timeouts too: APITimeoutError is one
+            self._count(failed=1)
+            return None
+        except fatal as error:
+            raise self._fatal(error) from None
+        except self._openai.APIStatusError as error:
+            if error.status_code in TRANSIENT_STATUSES or error.status_code >= 500:
+                self._count(failed=1)
+            else:
                 self._count(refused=1)  # this item only: a content filter, a prompt too long
-                return None
-            answer = completion.choices[0].message.content or ""
-            usage = completion.usage
-            tokens = {
-                "prompt_tokens": usage.prompt_tokens if usage else 0,
-                "completion_tokens": usage.completion_tokens if usage else 0,
-            }
-            self._count(**tokens)
-            if parse(answer) is not None:  # an unreadable answer is asked again next run
-                self.cache.put(key, answer, tokens)
-            return answer
-        return None
+            return None
+        finally:
+            tries = self._tries.n
+            self._count(requests=tries, retries=max(tries - 1, 0))
+        answer = completion.choices[0].message.content or ""
+        usage = completion.usage
+        tokens = {
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "completion_tokens": usage.completion_tokens if usage else 0,
+        }
+        self._count(**tokens)
+        if parse(answer) is not None:  # an unreadable answer is asked again next run
+            self.cache.put(key, answer, tokens)
+        return answer
 
     def _all(self, jobs: list[Callable[[], str | None]]) -> list[str | None]:
         with ThreadPoolExecutor(self.config.max_concurrency) as pool:
