@@ -114,6 +114,18 @@ def test_no_stage_imports_another():
     assert {m: others for m, others in crossing.items() if others} == {}
 
 
+def test_the_config_package_only_re_exports_so_stages_need_not_depend_on_it():
+    # dvc.yaml lists mixmerge/config/common.py and study.py, not the package's __init__.py
+    tree = ast.parse((REPO / "mixmerge" / "config" / "__init__.py").read_text())
+    kinds = {type(node).__name__ for node in tree.body[1:]}  # after the docstring
+    assert kinds <= {"ImportFrom", "Assign"}
+    assert all(
+        node.module in ("mixmerge.config.common", "mixmerge.config.study")
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+    )
+
+
 # --- dvc.yaml against mixmerge.paths -----------------------------------------------------------
 
 
