@@ -110,6 +110,22 @@ def test_prepare_writes_every_split_language_and_objective(prepared):
     assert (root / paths.PREPARED / "corpus.jsonl").stat().st_size > 0
 
 
+def test_a_failed_prepare_leaves_no_records_that_look_current(prepared, small_raw, tmp_path):
+    params, root = prepared
+    small_raw["data"]["sources"]["missing"] = {
+        "kind": "files",
+        "files": str(tmp_path / "nowhere" / "*.jsonl"),
+        "objective": "general",
+        "use": "eval",
+        "language": "en",
+        "columns": {"prompt": "p"},
+    }
+    with pytest.raises(StageError, match="no file matches"):
+        prepare.run(validate_params(small_raw), root=root)
+    assert not (root / paths.PREPARED).exists()
+    assert not (root / paths.PREPARE_REPORT).exists()
+
+
 def test_a_mixture_realises_its_share_and_keeps_both_forms_aligned(prepared):
     params, root = prepared
     manifest = mix.run(params, "mix15", root=root)

@@ -163,7 +163,7 @@ def test_malformed_rows_are_skipped_counted_and_located(tmp_path):
         "duplicate prompt": 1,
     }
     assert report["filtered"] == {"language de not requested": 1}
-    assert report["examples"]["empty prompt"] == [f"{path} row 2"]
+    assert report["examples"]["empty prompt"] == [f"{path} line 2"]
 
 
 def test_preference_pairs_must_differ(tmp_path):
@@ -358,3 +358,68 @@ def test_xsafety_file_names_map_to_one_set_of_categories():
     for code in STUDY:
         categories = {r.category for r in records if r.language == code}
         assert categories == {"crimes", "insult", "physical_harm"}
+
+
+def test_a_malformed_json_line_is_skipped_and_located_by_its_line(tmp_path):
+    path = tmp_path / "questions.jsonl"
+    good = [json.dumps({"q": f"Question {i}?", "l": "en"}) for i in range(40)]
+    path.write_text("\n".join(good[:3] + ['{"q": "cut off', ""] + good[3:]) + "\n", "utf-8")
+    config = source(
+        kind="files",
+        files=str(path),
+        objective="general",
+        use="eval",
+        languages=["en"],
+        columns={"prompt": "q", "language": "l"},
+    )
+    output = read_source("q", config, STUDY)
+    assert len(output.records["eval"]) == 40  # every good line, the blank one not a row
+    assert output.report["rows"] == 41
+    assert output.report["skipped"] == {"malformed JSON line": 1}
+    assert output.report["examples"]["malformed JSON line"] == [f"{path} line 4"]
+
+
+def test_a_source_mostly_malformed_fails_past_its_share(tmp_path):
+    path = tmp_path / "broken.jsonl"
+    lines = [json.dumps({"q": "A fine question?", "l": "en"}), "not json", "[1, 2]", "{"]
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    entry = dict(
+        kind="files", files=str(path), objective="general", use="eval", languages=["en"],
+        columns={"prompt": "q", "language": "l"},
+    )  # fmt: skip
+    with pytest.raises(StageError, match=r"3 of 4 lines are not JSON objects.*broken.jsonl line 2"):
+        read_source("b", source(**entry), STUDY)
+    output = read_source("b", source(**entry, max_malformed_share=0.8), STUDY)
+    assert output.report["skipped"] == {"malformed JSON line": 3}
+
+
+def test_nested_fields_are_read_by_dotted_path(tmp_path):
+    rows = [
+        {"turns": [{"content": "How do I bake bread?"}, {"content": "Knead, rise, bake."}]},
+        {"turns": [{"content": "How do I boil an egg?"}, {"content": "Ten minutes."}]},
+    ]
+    config = source(
+        kind="files",
+        files=write_jsonl(tmp_path / "chat.jsonl", rows),
+        objective="general",
+        use="train",
+        language="en",
+        columns={"prompt": "turns.0.content", "response": "turns.1.content"},
+    )
+    output = read_source("chat", config, STUDY)
+    assert [(r.prompt, r.response) for r in output.records["train"]] == [
+        ("How do I bake bread?", "Knead, rise, bake."),
+        ("How do I boil an egg?", "Ten minutes."),
+    ]
+
+
+def test_a_wide_file_names_every_language_it_lacks_and_the_language_of_a_duplicate(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text("\ufeffprompt_en,prompt_fr\nHello?,Bonjour ?\nHello?,Salut ?\n", "utf-8")
+    entry = dict(kind="files", files=str(path), objective="safety", use="eval")
+    columns = {"prompt": "prompt_{lang}"}
+    missing = source(**entry, languages=["en", "fr", "hi", "ar"], columns=columns)
+    with pytest.raises(StageError, match=r"no column for hi, ar in .*'prompt_hi', 'prompt_ar'"):
+        read_source("wide", missing, STUDY)
+    output = read_source("wide", source(**entry, languages=["en", "fr"], columns=columns), STUDY)
+    assert output.report["skipped"] == {"duplicate prompt (en)": 1}

@@ -93,7 +93,8 @@ class BuiltinSourceConfig(Strict):
 
 class ColumnsConfig(Strict):
     """Which column holds each field. A name with `{lang}` reads a wide file: one column per
-    language, e.g. `prompt_{lang}`."""
+    language, e.g. `prompt_{lang}`. A dotted name reads inside a nested cell: `turns.0.content`
+    is the content of the first turn of column `turns`."""
 
     prompt: str
     response: str | None = None
@@ -109,7 +110,9 @@ class ColumnsConfig(Strict):
 
 
 class TableSourceConfig(Strict):
-    """Rows of a table, read with `datasets.load_dataset`, mapped to records by `columns`."""
+    """Rows of a table, read with `datasets.load_dataset` (JSON Lines files line by line),
+    mapped to records by `columns`. A malformed JSON line is skipped and counted; past
+    `max_malformed_share` of a source's lines the source is an error."""
 
     objective: Objective
     columns: ColumnsConfig
@@ -122,6 +125,7 @@ class TableSourceConfig(Strict):
     category: str | None = None
     category_values: dict[str, str] = {}
     max_per_language: PositiveInt | None = None
+    max_malformed_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     read_options: dict[str, Any] = {}
 
     def language_modes(self) -> list[str]:

@@ -8,6 +8,7 @@ loaded on its own, because real files of one source rarely agree on their column
 from __future__ import annotations
 
 import glob
+import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,7 @@ from mixmerge.core.suggest import did_you_mean
 from mixmerge.data.sources.output import SourceOutput, kept_per_language
 
 EXAMPLES_PER_REASON = 3
+MALFORMED = "malformed JSON line"
 FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 # pandas would otherwise turn a prompt "NA" into a missing value and drop blank records unseen.
 CSV_DEFAULTS = {"keep_default_na": False, "skip_blank_lines": False}
@@ -59,8 +61,7 @@ def read(
     tally = Tally()
     by_language: dict[str, list[Record]] = {code: [] for code in wanted}
     seen: set[tuple[str, str]] = set()
-    for row in _rows(name, config, wanted):
-        tally.rows += 1
+    for row in _rows(name, config, wanted, tally):
         for language in _row_languages(config, row, wanted):
             try:
                 record = to_record(name, config, row, language)
@@ -75,11 +76,21 @@ def read(
                 continue
             key = (record.language, prompt_key(record.prompt))
             if key in seen:
-                tally.skip("duplicate prompt", row.where)
+                duplicate = "duplicate prompt"
+                tally.skip(
+                    f"{duplicate} ({language})" if config.columns.wide else duplicate, row.where
+                )
                 continue
             seen.add(key)
             by_language[record.language].append(record)
 
+    malformed = tally.skipped[MALFORMED]
+    if malformed > config.max_malformed_share * tally.rows:
+        raise StageError(
+            f"data.sources.{name}: {malformed} of {tally.rows} lines are not JSON objects, more "
+            f"than `max_malformed_share` ({config.max_malformed_share}); first at "
+            f"{', '.join(tally.examples[MALFORMED])}"
+        )
     empty = [code for code, rows in by_language.items() if not rows]
     if empty:
         raise StageError(
@@ -141,10 +152,10 @@ def to_record(
     def value(column: str | None, role: str) -> str | None:
         if column is None:
             return None
-        return text_of(row.values.get(column.replace("{lang}", language or "")), role)
+        return text_of(cell(row.values, column.replace("{lang}", language or "")), role)
 
     if language is None:
-        raw = str(row.values.get(columns.language)).strip()
+        raw = str(cell(row.values, columns.language)).strip()
         language = config.language_values.get(raw, raw.lower())
         if language not in ISO_639_1:
             raise Skip(f"unknown language {raw!r}")
@@ -177,6 +188,27 @@ def to_record(
     )
 
 
+def cell(values: dict, column: str) -> Any:
+    """The value of `column`, or inside a nested cell by a dotted path (`turns.0.content`: the
+    content of the first turn); None where the path leads nowhere."""
+    if column in values:
+        return values[column]
+    value: Any = values
+    for step in column.split("."):
+        if isinstance(value, dict):
+            value = value.get(step)
+        elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
+            value = value[int(step)]
+        else:
+            return None
+    return value
+
+
+def column_of(column: str, available: Sequence[str]) -> str:
+    """The column a name reads: itself, or a dotted path's first step."""
+    return column if column in available else column.split(".", 1)[0]
+
+
 def text_of(value: Any, role: str) -> str | None:
     """The text of a cell: a string, a number (pandas reads "4" from a CSV as one), or the last
     `role` message of a chat (a list of `{"role", "content"}`, as in UltraFeedback). None when
@@ -196,8 +228,9 @@ def text_of(value: Any, role: str) -> str | None:
 
 
 def _rows(
-    name: str, config: HubSourceConfig | FileSourceConfig, wanted: list[str]
+    name: str, config: HubSourceConfig | FileSourceConfig, wanted: list[str], tally: Tally
 ) -> Iterator[Row]:
+    """Every row of the source, counted in `tally` (with the malformed lines it skips)."""
     if config.kind == "hf":
         dataset = _load(
             name,
@@ -209,6 +242,7 @@ def _rows(
         )
         _check_columns(name, config, dataset.column_names, config.dataset, wanted)
         for index, values in enumerate(dataset, start=1):
+            tally.rows += 1
             yield Row(f"{config.dataset}[{config.split}] row {index}", values, None, None)
         return
     groups = (
@@ -221,6 +255,13 @@ def _rows(
                 raise StageError(
                     f"data.sources.{name}: cannot tell the format of {path}; set `format`"
                 )
+            if file_format == "json" and path.suffix.lower() == ".jsonl":
+                lines = _json_lines(path, tally)
+                available = sorted({key for _, values in lines for key in values})
+                _check_columns(name, config, available, str(path), wanted)
+                for number, values in lines:
+                    yield Row(f"{path} line {number}", values, language, path.stem)
+                continue
             options = dict(CSV_DEFAULTS) if file_format == "csv" else {}
             if path.suffix.lower() == ".tsv":
                 options["sep"] = "\t"
@@ -228,7 +269,29 @@ def _rows(
             dataset = _load(name, file_format, data_files=[str(path)], split="train", **options)
             _check_columns(name, config, dataset.column_names, str(path), wanted)
             for index, values in enumerate(dataset, start=1):
+                tally.rows += 1
                 yield Row(f"{path} row {index}", values, language, path.stem)
+
+
+def _json_lines(path: Path, tally: Tally) -> list[tuple[int, dict]]:
+    """The JSON objects of a JSON Lines file by line number. A line that is not one is skipped
+    and counted where it is, rather than failing the file as `datasets` does; blank lines are
+    not rows."""
+    rows = []
+    with path.open(encoding="utf-8-sig") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            tally.rows += 1
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError:
+                values = None
+            if isinstance(values, dict):
+                rows.append((number, values))
+            else:
+                tally.skip(MALFORMED, f"{path} line {number}")
+    return rows
 
 
 def _expand(name: str, patterns: list[str]) -> list[Path]:
@@ -260,15 +323,28 @@ def _check_columns(
     what: str,
     wanted: list[str],
 ) -> None:
+    """Every mapped column is in `available`; a wide file's missing columns are named for every
+    language that lacks them."""
     for field_name, column in config.columns.model_dump().items():
         if column is None:
             continue
-        for column_name in {column.replace("{lang}", code) for code in wanted}:
-            if column_name not in available:
-                raise StageError(
-                    f"data.sources.{name}.columns.{field_name}: no column {column_name!r} in "
-                    f"{what}{did_you_mean(column_name, available)}"
-                )
+        by_language = {code: column.replace("{lang}", code) for code in wanted}
+        missing = {
+            code: name_
+            for code, name_ in by_language.items()
+            if column_of(name_, available) not in available
+        }
+        if not missing:
+            continue
+        first = column_of(next(iter(missing.values())), available)
+        where = f"data.sources.{name}.columns.{field_name}"
+        if "{lang}" in column:
+            raise StageError(
+                f"{where}: no column for {', '.join(missing)} in {what} (missing "
+                f"{', '.join(repr(column_of(c, available)) for c in missing.values())})"
+                + did_you_mean(first, available)
+            )
+        raise StageError(f"{where}: no column {first!r} in {what}{did_you_mean(first, available)}")
 
 
 def _report(
