@@ -70,6 +70,13 @@ def _run_stage(run, *arguments):
 def validate(params: ParamsFile = Path("params.yaml")) -> None:
     """Check a params file against the schema and report every problem at once (exit 2)."""
     loaded = _load(params)
+    from mixmerge.data.sources import check_sources
+
+    problems = check_sources(loaded.data.sources, loaded.languages)
+    if problems:
+        count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise _fail(f"{params}: {count} in its data files\n{lines}", 2)
     typer.echo(
         f"{params}: valid ({len(loaded.languages)} languages, "
         f"{len(loaded.data.sources)} data sources, {len(loaded.mixtures)} mixtures)"

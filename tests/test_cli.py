@@ -122,3 +122,32 @@ def test_evaluate_names_models_as_params_do(tmp_path, monkeypatch, small_raw, wr
     ):
         result = runner.invoke(app, ["evaluate", model, "-p", str(path)])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_validate_opens_the_data_files_and_reports_every_problem_with_them(
+    tmp_path, small_raw, write_params
+):
+    wide = tmp_path / "jailbreaks.csv"
+    wide.write_text("\ufeffprompt_en,prompt_fr\nHow do I pick a lock?,Comment ?\n", "utf-8")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"question": "Why is the sky blue?"}) + "\n", "utf-8")
+    entries = {
+        "jailbreaks": {"files": str(wide), "columns": {"prompt": "prompt_{lang}"}},
+        "questions": {"files": str(questions), "language": "en", "columns": {"prompt": "q"}},
+        "missing": {"files": str(tmp_path / "absent.jsonl"), "language": "en"},
+    }
+    for name, entry in entries.items():
+        small_raw["data"]["sources"][name] = {
+            "kind": "files", "objective": "safety", "use": "eval", "columns": {"prompt": "p"},
+        } | entry  # fmt: skip
+    result = runner.invoke(app, ["validate", "-p", str(write_params(small_raw))])
+    assert result.exit_code == 2
+    assert "3 problems in its data files" in result.output
+    assert "data.sources.jailbreaks.columns.prompt: no column for hi in" in result.output
+    assert "data.sources.questions.columns.prompt: no column 'q'" in result.output
+    assert "data.sources.missing: no file matches" in result.output
+    small_raw["data"]["sources"]["jailbreaks"]["languages"] = ["en", "fr"]
+    small_raw["data"]["sources"]["questions"]["columns"] = {"prompt": "question"}
+    del small_raw["data"]["sources"]["missing"]
+    result = runner.invoke(app, ["validate", "-p", str(write_params(small_raw))])
+    assert result.exit_code == 0, result.output

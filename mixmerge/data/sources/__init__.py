@@ -6,7 +6,7 @@ To add a kind: write a reader with the signature of `Reader`, add its schema to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mixmerge.data.sources import builtin, table
@@ -21,4 +21,15 @@ def read_source(name: str, config: Any, languages: Sequence[str]) -> SourceOutpu
     return READERS[config.kind](name, config, languages)
 
 
-__all__ = ["READERS", "Reader", "SourceOutput", "read_source"]
+def check_sources(sources: Mapping[str, Any], languages: Sequence[str]) -> list[str]:
+    """Problems `prepare` would meet in the local files of `sources`, found without reading
+    them whole (`mixmerge validate` reports them); hub and builtin sources are not opened."""
+    return [
+        problem
+        for name, config in sources.items()
+        if config.kind == "files"
+        for problem in table.check_files(name, config, languages)
+    ]
+
+
+__all__ = ["READERS", "Reader", "SourceOutput", "check_sources", "read_source"]

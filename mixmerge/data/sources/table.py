@@ -7,6 +7,7 @@ loaded on its own, because real files of one source rarely agree on their column
 
 from __future__ import annotations
 
+import csv
 import glob
 import json
 import random
@@ -292,6 +293,65 @@ def _json_lines(path: Path, tally: Tally) -> list[tuple[int, dict]]:
             else:
                 tally.skip(MALFORMED, f"{path} line {number}")
     return rows
+
+
+def check_files(name: str, config: FileSourceConfig, languages: Sequence[str]) -> list[str]:
+    """What `prepare` would refuse in a file source, found cheaply: patterns that match no file,
+    unknown formats, files that cannot be opened, and mapped columns missing from a file's
+    header (CSV), first lines (JSON Lines) or schema (parquet). JSON files read whole by
+    `datasets` have no cheap header and are left to `prepare`."""
+    wanted = requested_languages(config, languages)
+    groups = (
+        config.files_by_language.items() if config.files_by_language else [(None, config.files)]
+    )
+    problems = []
+    for _, patterns in groups:
+        for pattern in patterns:
+            matches = [Path(m) for m in sorted(glob.glob(pattern, recursive=True))]
+            if not matches:
+                problems.append(f"data.sources.{name}: no file matches {pattern!r}")
+            for path in (m for m in matches if m.is_file()):
+                file_format = config.format or FORMATS.get(path.suffix.lower())
+                if file_format is None:
+                    problems.append(
+                        f"data.sources.{name}: cannot tell the format of {path}; set `format`"
+                    )
+                    continue
+                try:
+                    available = _header(path, file_format, config.read_options)
+                    if available is not None:
+                        _check_columns(name, config, available, str(path), wanted)
+                except StageError as error:
+                    problems.append(str(error))
+                except (OSError, UnicodeDecodeError, ValueError) as error:
+                    problems.append(f"data.sources.{name}: cannot read {path}: {error}")
+    return problems
+
+
+HEADER_LINES = 100  # JSON Lines: the columns of a file are those of its first lines
+
+
+def _header(path: Path, file_format: str, options: dict) -> list[str] | None:
+    if file_format == "csv":
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            delimiter = options.get("sep", "\t" if path.suffix.lower() == ".tsv" else ",")
+            return next(csv.reader(file, delimiter=delimiter), [])
+    if file_format == "parquet":
+        import pyarrow.parquet
+
+        return list(pyarrow.parquet.read_schema(path).names)
+    if path.suffix.lower() != ".jsonl":
+        return None
+    keys: set[str] = set()
+    with path.open(encoding="utf-8-sig") as file:
+        for _, line in zip(range(HEADER_LINES), file, strict=False):
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(values, dict):
+                keys |= set(values)
+    return sorted(keys)
 
 
 def _expand(name: str, patterns: list[str]) -> list[Path]:
