@@ -423,3 +423,15 @@ def test_a_wide_file_names_every_language_it_lacks_and_the_language_of_a_duplica
         read_source("wide", missing, STUDY)
     output = read_source("wide", source(**entry, languages=["en", "fr"], columns=columns), STUDY)
     assert output.report["skipped"] == {"duplicate prompt (en)": 1}
+
+
+def test_a_chat_cell_without_roles_is_skipped_with_how_to_map_it(tmp_path):
+    rows = [{"turns": [{"content": f"Question {i}?"}, {"content": "Answer."}]} for i in range(3)]
+    entry = dict(
+        kind="files", files=write_jsonl(tmp_path / "turns.jsonl", rows), objective="general",
+        use="eval", language="en",
+    )  # fmt: skip
+    with pytest.raises(StageError, match=r"no usable records for en .*turns.0.content"):
+        read_source("t", source(**entry, columns={"prompt": "turns"}), STUDY)
+    output = read_source("t", source(**entry, columns={"prompt": "turns.0.content"}), STUDY)
+    assert [r.prompt for r in output.records["eval"]] == [f"Question {i}?" for i in range(3)]

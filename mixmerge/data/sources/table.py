@@ -213,8 +213,11 @@ def column_of(column: str, available: Sequence[str]) -> str:
 def text_of(value: Any, role: str) -> str | None:
     """The text of a cell: a string, a number (pandas reads "4" from a CSV as one), or the last
     `role` message of a chat (a list of `{"role", "content"}`, as in UltraFeedback). None when
-    there is no text."""
+    there is no text; a list without roles is a Skip that says how to map it."""
     if isinstance(value, list):
+        if value and not any(isinstance(m, dict) and "role" in m for m in value):
+            # Which turn is the prompt is then a guess: the user says, by a dotted path.
+            raise Skip("a list without chat roles (map one item by path, e.g. turns.0.content)")
         messages = [m for m in value if isinstance(m, dict) and m.get("role") == role]
         value = messages[-1].get("content") if messages else None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
