@@ -249,32 +249,59 @@ def _rows(
             tally.rows += 1
             yield Row(f"{config.dataset}[{config.split}] row {index}", values, None, None)
         return
+    files, problems = _files(name, config)
+    if problems:
+        raise StageError(problems[0])
+    for language, path, file_format in files:
+        if _is_json_lines(path, file_format):
+            lines = _json_lines(path, tally)
+            available = sorted({key for _, values in lines for key in values})
+            _check_columns(name, config, available, str(path), wanted)
+            for number, values in lines:
+                yield Row(f"{path} line {number}", values, language, path.stem)
+            continue
+        options = _read_options(config, path, file_format)
+        dataset = _load(name, file_format, data_files=[str(path)], split="train", **options)
+        _check_columns(name, config, dataset.column_names, str(path), wanted)
+        for index, values in enumerate(dataset, start=1):
+            tally.rows += 1
+            yield Row(f"{path} row {index}", values, language, path.stem)
+
+
+def _files(
+    name: str, config: FileSourceConfig
+) -> tuple[list[tuple[str | None, Path, str]], list[str]]:
+    """A file source's files as (language of its group, path, format), and the problems
+    found: a pattern that matches no file, a file whose format cannot be told."""
     groups = (
         config.files_by_language.items() if config.files_by_language else [(None, config.files)]
     )
+    files, problems = [], []
     for language, patterns in groups:
-        for path in _expand(name, patterns):
-            file_format = config.format or FORMATS.get(path.suffix.lower())
-            if file_format is None:
-                raise StageError(
-                    f"data.sources.{name}: cannot tell the format of {path}; set `format`"
-                )
-            if file_format == "json" and path.suffix.lower() == ".jsonl":
-                lines = _json_lines(path, tally)
-                available = sorted({key for _, values in lines for key in values})
-                _check_columns(name, config, available, str(path), wanted)
-                for number, values in lines:
-                    yield Row(f"{path} line {number}", values, language, path.stem)
-                continue
-            options = dict(CSV_DEFAULTS) if file_format == "csv" else {}
-            if path.suffix.lower() == ".tsv":
-                options["sep"] = "\t"
-            options.update(config.read_options)
-            dataset = _load(name, file_format, data_files=[str(path)], split="train", **options)
-            _check_columns(name, config, dataset.column_names, str(path), wanted)
-            for index, values in enumerate(dataset, start=1):
-                tally.rows += 1
-                yield Row(f"{path} row {index}", values, language, path.stem)
+        for pattern in patterns:
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                problems.append(f"data.sources.{name}: no file matches {pattern!r}")
+            for path in (Path(m) for m in matches if Path(m).is_file()):
+                file_format = config.format or FORMATS.get(path.suffix.lower())
+                if file_format is None:
+                    problems.append(
+                        f"data.sources.{name}: cannot tell the format of {path}; set `format`"
+                    )
+                else:
+                    files.append((language, path, file_format))
+    return files, problems
+
+
+def _is_json_lines(path: Path, file_format: str) -> bool:
+    return file_format == "json" and path.suffix.lower() == ".jsonl"
+
+
+def _read_options(config: FileSourceConfig, path: Path, file_format: str) -> dict:
+    options = dict(CSV_DEFAULTS) if file_format == "csv" else {}
+    if path.suffix.lower() == ".tsv":
+        options["sep"] = "\t"
+    return options | config.read_options
 
 
 def _json_lines(path: Path, tally: Tally) -> list[tuple[int, dict]]:
@@ -304,30 +331,16 @@ def check_files(name: str, config: FileSourceConfig, languages: Sequence[str]) -
     header (CSV), first lines (JSON Lines) or schema (parquet). JSON files read whole by
     `datasets` have no cheap header and are left to `prepare`."""
     wanted = requested_languages(config, languages)
-    groups = (
-        config.files_by_language.items() if config.files_by_language else [(None, config.files)]
-    )
-    problems = []
-    for _, patterns in groups:
-        for pattern in patterns:
-            matches = [Path(m) for m in sorted(glob.glob(pattern, recursive=True))]
-            if not matches:
-                problems.append(f"data.sources.{name}: no file matches {pattern!r}")
-            for path in (m for m in matches if m.is_file()):
-                file_format = config.format or FORMATS.get(path.suffix.lower())
-                if file_format is None:
-                    problems.append(
-                        f"data.sources.{name}: cannot tell the format of {path}; set `format`"
-                    )
-                    continue
-                try:
-                    available = _header(path, file_format, config.read_options)
-                    if available is not None:
-                        _check_columns(name, config, available, str(path), wanted)
-                except StageError as error:
-                    problems.append(str(error))
-                except (OSError, UnicodeDecodeError, ValueError) as error:
-                    problems.append(f"data.sources.{name}: cannot read {path}: {error}")
+    files, problems = _files(name, config)
+    for _, path, file_format in files:
+        try:
+            available = _header(path, file_format, _read_options(config, path, file_format))
+            if available is not None:
+                _check_columns(name, config, available, str(path), wanted)
+        except StageError as error:
+            problems.append(str(error))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            problems.append(f"data.sources.{name}: cannot read {path}: {error}")
     return problems
 
 
@@ -337,13 +350,12 @@ HEADER_LINES = 100  # JSON Lines: the columns of a file are those of its first l
 def _header(path: Path, file_format: str, options: dict) -> list[str] | None:
     if file_format == "csv":
         with path.open(encoding="utf-8-sig", newline="") as file:
-            delimiter = options.get("sep", "\t" if path.suffix.lower() == ".tsv" else ",")
-            return next(csv.reader(file, delimiter=delimiter), [])
+            return next(csv.reader(file, delimiter=options.get("sep", ",")), [])
     if file_format == "parquet":
         import pyarrow.parquet
 
         return list(pyarrow.parquet.read_schema(path).names)
-    if path.suffix.lower() != ".jsonl":
+    if not _is_json_lines(path, file_format):
         return None
     keys: set[str] = set()
     with path.open(encoding="utf-8-sig") as file:
@@ -355,16 +367,6 @@ def _header(path: Path, file_format: str, options: dict) -> list[str] | None:
             if isinstance(values, dict):
                 keys |= set(values)
     return sorted(keys)
-
-
-def _expand(name: str, patterns: list[str]) -> list[Path]:
-    paths = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern, recursive=True))
-        if not matches:
-            raise StageError(f"data.sources.{name}: no file matches {pattern!r}")
-        paths.extend(Path(m) for m in matches if Path(m).is_file())
-    return paths
 
 
 def _load(source: str, path: str, **kwargs):
