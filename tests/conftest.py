@@ -173,6 +173,21 @@ def run_in(args: list[str], cwd: Path) -> str:
     return result.stdout + result.stderr
 
 
+@contextmanager
+def running_judge_server(references: Path, key: str, *options: str) -> Iterator[str]:
+    """tests/judge_server.py listening on 127.0.0.1 for as long as the block runs; its URL."""
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "judge_server.py"), "--key", key,
+         "--references", str(references), *options],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        yield f"http://127.0.0.1:{int(server.stdout.readline().split()[1])}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def copy_repository(copy: Path) -> Path:
     """The project's files (tracked or not ignored) in a fresh git repository at `copy`."""
     listed = subprocess.run(

@@ -29,7 +29,7 @@ from mixmerge.judging import prompts
 from mixmerge.judging.items import Pair, Response
 from mixmerge.judging.rule import RuleJudge
 from stages import evaluate, train
-from tests.conftest import REPO, TINY, inside, tiny_evaluated
+from tests.conftest import TINY, inside, running_judge_server, tiny_evaluated
 
 KEY_ENV = "MIXMERGE_TEST_JUDGE_KEY"
 KEY = "sk-test-0123456789-never-written"
@@ -212,15 +212,8 @@ def judge_server(tiny_study, tmp_path_factory):
     references.write_text(
         "".join(json.dumps(r.to_json()) + "\n" for r in eval_set(tiny_study)), encoding="utf-8"
     )
-    server = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "judge_server.py"), "--key", KEY,
-         "--references", str(references), "--hang-s", "3"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    port = int(server.stdout.readline().split()[1])
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=10)
+    with running_judge_server(references, KEY, "--hang-s", "3") as url:
+        yield url
 
 
 def call(url: str, payload: dict | None = None) -> dict:

@@ -9,6 +9,7 @@ from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from mixmerge.config.common import Strict
+from mixmerge.config.endpoint import EndpointConfig
 
 
 class GenerationConfig(Strict):
@@ -28,20 +29,10 @@ class RuleJudgeConfig(Strict):
     kind: Literal["rule"]
 
 
-class LLMJudgeConfig(Strict):
-    """Any OpenAI-compatible endpoint. The key is read from the variable `api_key_env` names
-    (null for keyless local servers); it is never written anywhere."""
+class LLMJudgeConfig(EndpointConfig):
+    """Any OpenAI-compatible endpoint as the judge."""
 
     kind: Literal["llm"]
-    base_url: str
-    model: str
-    api_key_env: str | None = "OPENAI_API_KEY"
-    max_concurrency: PositiveInt = 8
-    # Tries after the first, made by the openai client: it waits what the server's Retry-After
-    # says, or backs off exponentially on its own fixed schedule (no base or cap to set here).
-    max_retries: Annotated[int, Field(ge=0)] = 5
-    timeout_s: Annotated[float, Field(gt=0)] = 120.0
-    max_tokens: PositiveInt = 1024
     cache_dir: str = "cache/judge"
 
 
@@ -50,13 +41,42 @@ JudgeConfig = Annotated[Union[RuleJudgeConfig, LLMJudgeConfig], Field(discrimina
 
 class HarmClassifierConfig(Strict):
     """A local safety classifier for the harm verdicts (the judge keeps the rest): a model
-    folder or hub id. generative: Llama Guard style; sequence: a sequence classifier."""
+    folder or hub id, and the `style` of its answers.
+
+    - generative: Llama Guard's (Inan et al., 2023), a first word `safe` or in `harmful_labels`;
+    - polyguard: PolyGuard's (Kumar et al., 2025), a line `Harmful response: yes|no`;
+    - qwen3guard: Qwen3Guard-Gen's (Qwen Team, 2025), a line `Safety: Safe|Unsafe|Controversial`,
+      Controversial read as `controversial` says;
+    - sequence: a sequence classifier's label, harmful when in `harmful_labels`.
+
+    Llama Guard 3 covers neither Arabic nor Russian; PolyGuard (17 languages) and Qwen3Guard
+    (119) cover both.
+    """
 
     model: str
-    style: Literal["generative", "sequence"] = "generative"
+    style: Literal["generative", "polyguard", "qwen3guard", "sequence"] = "generative"
     harmful_labels: Annotated[list[str], Field(min_length=1)] = ["unsafe"]
+    # Qwen3Guard's Controversial is harm that depends on the context; its report scores a strict
+    # reading (Controversial is unsafe) beside a loose one. Strict by default: a study of
+    # safety that read them as safe would undercount the harm it measures.
+    controversial: Literal["harmful", "safe", "unknown"] = "harmful"
     batch_size: PositiveInt = 16
     device: Literal["cpu", "auto"] = "cpu"
+
+    @field_validator("harmful_labels", "controversial")
+    @classmethod
+    def _read_by_the_style(cls, value, info: ValidationInfo):
+        # A key the style never reads would be set in vain: say so rather than ignore it.
+        readers = {"harmful_labels": ("generative", "sequence"), "controversial": ("qwen3guard",)}
+        styles = readers[info.field_name]
+        style = info.data.get("style")  # absent when the style itself was invalid
+        if style is not None and style not in styles:
+            raise PydanticCustomError(
+                "unread_key",
+                "style {style} does not read `{key}` (read by: {styles})",
+                {"style": style, "key": info.field_name, "styles": ", ".join(styles)},
+            )
+        return value
 
 
 class BootstrapConfig(Strict):

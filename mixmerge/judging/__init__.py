@@ -14,22 +14,23 @@ from typing import Any
 from mixmerge.config.evaluation import JudgeConfig
 
 
-def _rule(config: Any):
+def _rule(config: Any, section: str):
     from mixmerge.judging.rule import RuleJudge
 
     return RuleJudge()
 
 
-def _llm(config: Any):
+def _llm(config: Any, section: str):
     from mixmerge.judging.llm import LLMJudge
 
-    judge = LLMJudge(config)
+    judge = LLMJudge(config, section)
     judge.check_reachable()  # an unreachable judge fails here, before any generation
     return judge
 
 
-JUDGES: dict[str, Callable[[Any], Any]] = {"rule": _rule, "llm": _llm}
+JUDGES: dict[str, Callable[[Any, str], Any]] = {"rule": _rule, "llm": _llm}
 
 
-def make_judge(config: JudgeConfig):
-    return JUDGES[config.kind](config)
+def make_judge(config: JudgeConfig, section: str = "evaluation.judge"):
+    """The judge `config` describes; `section` is its params key, for messages."""
+    return JUDGES[config.kind](config, section)
