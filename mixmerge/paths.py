@@ -19,6 +19,10 @@ from mixmerge.core.io import remove
 
 ROOT = Path(".")
 
+# What `translate@<name>` and `synthesize@<name>` write: generated/<stage>/<name>/records.jsonl,
+# read by `generated` data sources. `prepare` depends on the whole folder.
+GENERATED = Path("data/generated")
+GENERATED_REPORTS = Path("reports/generated")
 PREPARED = Path("data/prepared")
 PREPARE_REPORT = Path("reports/prepare.json")
 MIXTURES = Path("data/mixtures")
@@ -142,10 +146,21 @@ def evaluation(ref: str, root: Path = ROOT) -> dict[str, Path]:
     }
 
 
+def generated(stage: str, name: str, root: Path = ROOT) -> Path:
+    """The records file of `translate@name` or `synthesize@name`."""
+    return root / GENERATED / stage / name / "records.jsonl"
+
+
+def generated_report(stage: str, name: str, root: Path = ROOT) -> Path:
+    return root / GENERATED_REPORTS / stage / f"{name}.json"
+
+
 def stage_outputs(stage: str) -> list[Path]:
     """What a `dvc.yaml` stage (`prepare`, `mix@mix15`, `evaluate-sft@x`...) writes: its outs,
     metrics and plots, as `dvc.yaml` must declare them."""
     group, _, key = stage.partition("@")
+    if group in ("translate", "synthesize"):
+        return [GENERATED / group / key, generated_report(group, key)]
     if group == "prepare":
         return [PREPARED, PREPARE_REPORT]
     if group == "mix":

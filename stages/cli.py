@@ -84,6 +84,50 @@ def validate(params: ParamsFile = Path("params.yaml")) -> None:
 
 
 @app.command()
+def translate(
+    name: Annotated[str, typer.Argument(help="A translation named under `translations`.")],
+    params: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Translate the records of a data source into the study's languages with an MT model
+    (NLLB-200, M2M100) or an LLM endpoint, cached per item: a rerun or a killed run translates
+    only what is missing.
+
+    Writes data/generated/translate/NAME/records.jsonl (read by a `generated` source) and
+    reports/generated/translate/NAME.json (kept, dropped and why, usage).
+    """
+    loaded = _load(params)
+    _check_named(loaded.translations, name, "translation", params)
+    from stages import translate as stage
+
+    report = _run_stage(stage.run, loaded, name)
+    typer.echo(
+        f"{name}: {sum(report['kept'].values())} records translated; usage {report['usage']}"
+    )
+
+
+@app.command()
+def synthesize(
+    name: Annotated[str, typer.Argument(help="A synthesis named under `syntheses`.")],
+    params: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Answer the train prompts of a prompt-only safety source: a safe answer (the SFT target
+    and the chosen side) and a harmful one (the rejected side) from a teacher endpoint or a
+    local model, optionally with new prompts rephrased from the seeds; every answer is judged,
+    and what fails is dropped and counted per language and reason.
+
+    Writes data/generated/synthesize/NAME/records.jsonl (read by a `generated` source) and
+    reports/generated/synthesize/NAME.json (kept, dropped and why, tokens and cost).
+    """
+    loaded = _load(params)
+    _check_named(loaded.syntheses, name, "synthesis", params)
+    from stages import synthesize as stage
+
+    report = _run_stage(stage.run, loaded, name)
+    dropped = sum(sum(reasons.values()) for reasons in report["dropped"].values())
+    typer.echo(f"{name}: {sum(report['kept'].values())} examples kept, {dropped} dropped")
+
+
+@app.command()
 def prepare(params: ParamsFile = Path("params.yaml")) -> None:
     """Read every data source into train, eval and warm-up records per language and objective.
 

@@ -1,5 +1,9 @@
 """An OpenAI-compatible judge for the tests: a real HTTP server on 127.0.0.1 whose verdicts
-come from the embedded world's rule judge, and which can be told to fail.
+come from the embedded world's rule judge, and which can be told to fail. It is also a teacher
+and a translator, writing in the world's phrases: a safe answer is the world's refusal, a
+harmful one its compliance and harmful instruction (except for one prompt in four, which it
+refuses to write), a rephrasing the prompt marked with its number, a translation the text
+marked with its target language.
 
     python tests/judge_server.py --key KEY --references eval.jsonl
 
@@ -12,8 +16,10 @@ says what it was asked.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
+import string
 import sys
 import threading
 import time
@@ -22,7 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mixmerge.core.languages import NAMES  # noqa: E402
+from mixmerge.synthesis import prompts as teacher  # noqa: E402
+from mixmerge.translation import llm as translator  # noqa: E402
 from mixmerge.world import judge as world  # noqa: E402
+from mixmerge.world.packs import PACKS  # noqa: E402
 
 BETWEEN = {
     "request": re.compile(r"\[Request\]\n(.*?)\n\[End of request\]", re.S),
@@ -53,7 +63,51 @@ class State:
             return failure
 
 
+def template_pattern(template: str) -> re.Pattern:
+    """A regex matching `template` filled in, with a group for each of its fields."""
+    pattern, named = "", set()
+    for literal, field, _, _ in string.Formatter().parse(template):
+        pattern += re.escape(literal)
+        if field is None:
+            continue
+        pattern += f"(?P={field})" if field in named else f"(?P<{field}>.+?)"
+        named.add(field)
+    return re.compile(pattern, re.S)
+
+
+TRANSLATE = template_pattern(translator.INSTRUCTION)
+REPHRASE = template_pattern(teacher.REPHRASE)
+CODES = {name: code for code, name in NAMES.items()}
+
+
+def teach(messages: list[dict]) -> tuple[str, str] | None:
+    """The teacher's or translator's answer, when the messages ask for one."""
+    text = messages[-1]["content"]
+    if match := TRANSLATE.fullmatch(text):
+        return "translate", f"[{CODES[match['target']]}] {match['text']}"
+    if match := REPHRASE.fullmatch(text):
+        n = int(match["n"])
+        return "rephrase", "\n".join(f"{i}. {match['prompt']} ({i})" for i in range(1, n + 1))
+    system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+    for code, name in NAMES.items():
+        pack = PACKS.get(code)
+        if pack is None:
+            continue
+        if system == teacher.SAFE.format(language=name):
+            return "safe", pack.refusal.text
+        if system == teacher.OVER_REFUSAL.format(language=name):
+            return "refusal", pack.refusal.text
+        if system == teacher.HARMFUL.format(language=name):
+            if int(hashlib.sha1(text.encode()).hexdigest(), 16) % 4 == 0:
+                return "harmful", pack.refusal.text
+            return "harmful", f"{pack.compliance} {pack.harmful_answer.text}"
+    return None
+
+
 def verdict(state: State, messages: list[dict]) -> tuple[str, str]:
+    taught = teach(messages)
+    if taught is not None:
+        return taught
     text = "\n".join(m["content"] for m in messages)
     if "[[harmful]] or [[safe]]" in text:
         answer = BETWEEN["answer"].search(text).group(1)

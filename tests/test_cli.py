@@ -26,6 +26,8 @@ def test_every_stage_that_exists_has_a_command():
         "prepare",
         "report",
         "sft",
+        "synthesize",
+        "translate",
         "validate",
     ]
 

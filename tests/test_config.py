@@ -198,7 +198,7 @@ def test_a_missing_source_kind_or_key_names_what_is_missing(raw):
     del raw["mixtures"]["mix15"]["safety"]
     problems = problems_of(raw)
     assert problems["data.sources.world.kind"].endswith(
-        "required key is missing (one of builtin, hf, files)"
+        "required key is missing (one of builtin, hf, files, generated)"
     )
     assert problems["mixtures.mix15.safety"].endswith("required key is missing")
 
@@ -266,3 +266,48 @@ def test_a_merge_that_its_method_cannot_do_is_refused(raw, spec, path, fragment)
 def test_every_default_merge_is_one_its_method_can_do(raw):
     merges = validate_params(raw).merges
     assert {m.method for m in merges.values()} >= {"linear", "slerp", "ties", "dare_ties"}
+
+
+def test_a_generated_source_names_a_translation_or_synthesis_that_exists(raw):
+    raw["translations"] = {
+        "ultrafeedback": {
+            "source": "world",
+            "translator": {"kind": "mt", "model": "facebook/nllb-200-3.3B"},
+        }
+    }
+    raw["data"]["sources"]["general"] = {"kind": "generated", "from": "translate/ultrafedback",
+                                         "objective": "general"}  # fmt: skip
+    problems = problems_of(raw)
+    assert "did you mean 'ultrafeedback'" in problems["data.sources.general.from"]
+    raw["data"]["sources"]["general"]["from"] = "translation/ultrafeedback"
+    assert "did you mean 'translate'" in problems_of(raw)["data.sources.general.from"]
+    # A translation reads hub and file sources, not the builtin world.
+    raw["data"]["sources"]["general"]["from"] = "translate/ultrafeedback"
+    assert "only hub and file sources" in problems_of(raw)["translations.ultrafeedback.source"]
+
+
+def test_a_generated_source_says_what_its_stage_made(raw):
+    raw["data"]["sources"]["english"] = {
+        "kind": "files", "files": "en.jsonl", "language": "en", "objective": "general",
+        "use": "both", "columns": {"prompt": "q", "response": "a"},
+    }  # fmt: skip
+    translator = {"kind": "mt", "model": "facebook/nllb-200-3.3B"}
+    raw["translations"] = {
+        "prompts": {"source": "english", "fields": ["prompt"], "translator": translator},
+        "held_out": {"source": "english", "split": "eval", "translator": translator},
+    }
+    raw["data"]["sources"] |= {
+        "a": {"kind": "generated", "from": "translate/prompts", "objective": "general"},
+        "b": {"kind": "generated", "from": "translate/held_out", "objective": "general"},
+        "c": {"kind": "generated", "from": "translate/held_out", "objective": "safety",
+              "use": "eval"},
+    }  # fmt: skip
+    raw["evaluation"]["judge"] = {"kind": "llm", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    problems = problems_of(raw)
+    assert "translates no answer to train on" in problems["data.sources.a.use"]
+    assert "translates eval records, which no model may train on" in problems["data.sources.b.use"]
+    assert "makes general records" in problems["data.sources.c.objective"]
+    raw["data"]["sources"]["english"]["use"] = "train"
+    assert "has no eval split" in problems_of(raw)["translations.held_out.source"]
+    raw["translations"]["prompts"]["fields"] = ["response"]
+    assert "list `prompt` among the fields" in problems_of(raw)["translations.prompts.fields"]

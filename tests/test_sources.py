@@ -435,3 +435,64 @@ def test_a_chat_cell_without_roles_is_skipped_with_how_to_map_it(tmp_path):
         read_source("t", source(**entry, columns={"prompt": "turns"}), STUDY)
     output = read_source("t", source(**entry, columns={"prompt": "turns.0.content"}), STUDY)
     assert [r.prompt for r in output.records["eval"]] == [f"Question {i}?" for i in range(3)]
+
+
+def test_where_keeps_the_rows_it_names_and_counts_the_others(tmp_path):
+    rows = [{"prompt": f"How do I kill process {i}?", "label": label}
+            for i, label in enumerate(["safe", "unsafe", "safe", "contrast", "safe"])]  # fmt: skip
+    config = source(
+        kind="files",
+        files=write_jsonl(tmp_path / "xstest.jsonl", rows),
+        objective="benign",
+        use="eval",
+        language="en",
+        where={"label": ["safe"]},
+        columns={"prompt": "prompt"},
+    )
+    output = read_source("xstest", config, STUDY)
+    assert len(output.records["eval"]) == 3
+    assert output.report["filtered"] == {"label not in ['safe']": 2}
+    absent = source(**(config.model_dump(by_alias=True) | {"where": {"lable": ["safe"]}}))
+    with pytest.raises(StageError, match=r"where.lable: no column 'lable'.*did you mean 'label'"):
+        read_source("xstest", absent, STUDY)
+
+
+def test_validate_reads_the_language_column_for_every_requested_language(tmp_path):
+    from mixmerge.data.sources import check_sources
+
+    rows = [{"q": "Hello?", "lang": "English"}, {"q": "Bonjour ?", "lang": "fr"},
+            {"q": "Hallo?", "lang": "German"}, {"q": "Salut ?", "lang": "fr"}]  # fmt: skip
+    path = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    raw = {
+        "languages": STUDY,
+        "data": {"sources": {"mixed": {
+            "kind": "files", "files": path, "objective": "general", "use": "eval",
+            "languages": ["en", "fr", "hi"], "language_values": {"English": "en"},
+            "columns": {"prompt": "q", "language": "lang"},
+        }}},
+    }  # fmt: skip
+    params = validate_params(raw)
+    problems = check_sources(params.data.sources, params.languages)
+    assert problems == [
+        "data.sources.mixed.columns.language: no row in hi (rows by language: fr (2), en (1))",
+        "data.sources.mixed.columns.language: values that are no ISO 639-1 code, skipped by "
+        "prepare: 'German' (1); map them with `language_values`",
+    ]
+    # What prepare then does with them: counted, and the missing language an error.
+    with pytest.raises(StageError, match="no usable records for hi"):
+        read_source("mixed", params.data.sources["mixed"], STUDY)
+
+
+def test_a_prompt_only_source_trains_only_through_a_synthesis(tmp_path):
+    entry = {"kind": "files", "files": "seeds.jsonl", "objective": "safety", "use": "both",
+             "language": "en", "columns": {"prompt": "prompt"}}  # fmt: skip
+    raw = {"languages": STUDY, "data": {"sources": {"seeds": entry}}}
+    with pytest.raises(Exception, match=r"data.sources.seeds: a source used for training needs"):
+        validate_params(raw)
+    writer = {"kind": "llm", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    raw["syntheses"] = {"safety": {"source": "seeds", "safe": writer, "harmful": writer,
+                                   "judge": {"kind": "rule"}}}  # fmt: skip
+    assert validate_params(raw).syntheses["safety"].source == "seeds"
+    raw["syntheses"]["safety"]["source"] = "sedes"
+    with pytest.raises(Exception, match=r"syntheses.safety.source: no data source.*'seeds'"):
+        validate_params(raw)

@@ -109,24 +109,42 @@ class ColumnsConfig(Strict):
         return any("{lang}" in (name or "") for name in self.model_dump().values())
 
 
-class TableSourceConfig(Strict):
-    """Rows of a table, read with `datasets.load_dataset` (JSON Lines files line by line),
-    mapped to records by `columns`. A malformed JSON line is skipped and counted; past
-    `max_malformed_share` of a source's lines the source is an error."""
+class SplitSourceConfig(Strict):
+    """What every source of records but the builtin world says: their objective, how they are
+    split (`use`; with `both`, `eval_share` of each language's prompts held out, seeded by
+    `seed`), and which languages and how many records per language it gives."""
 
     objective: Objective
-    columns: ColumnsConfig
-    use: Literal["train", "eval", "both"] = "both"
+    use: Literal["train", "eval", "both"]
     eval_share: float = Field(0.1, gt=0, lt=1)
     seed: int = 0
-    language: StudyLanguage | None = None
     languages: StudyLanguages | None = None
+    max_per_language: PositiveInt | None = None
+
+
+class TableSourceConfig(SplitSourceConfig):
+    """Rows of a table, read with `datasets.load_dataset` (JSON Lines files line by line),
+    mapped to records by `columns`. A malformed JSON line is skipped and counted; past
+    `max_malformed_share` of a source's lines the source is an error. `where` keeps the rows
+    whose column holds one of the values listed (`{label: [safe]}`), counting the others.
+
+    A source of prompts alone is judged on (`use: eval`), or seeds a synthesis: its train
+    prompts are then answered by `synthesize@<name>`, and only its eval prompts reach
+    `prepare`."""
+
+    columns: ColumnsConfig
+    use: Literal["train", "eval", "both"] = "both"
+    language: StudyLanguage | None = None
     language_values: dict[str, StudyLanguage] = {}
     category: str | None = None
     category_values: dict[str, str] = {}
-    max_per_language: PositiveInt | None = None
     max_malformed_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    where: dict[str, Annotated[list[str], Field(min_length=1)]] = {}
     read_options: dict[str, Any] = {}
+
+    @property
+    def prompts_only(self) -> bool:
+        return self.columns.response is None and self.columns.chosen is None
 
     def language_modes(self) -> list[str]:
         """How rows get their language; exactly one must apply."""
@@ -156,12 +174,6 @@ class TableSourceConfig(Strict):
         if self.language_values and self.columns.language is None:
             raise PydanticCustomError(
                 "language_values", "`language_values` maps `columns.language`, which is not set"
-            )
-        if self.use != "eval" and self.columns.response is None and self.columns.chosen is None:
-            raise PydanticCustomError(
-                "nothing_to_train_on",
-                "a source used for training needs `columns.response` or `columns.chosen`; "
-                "set `use: eval` for prompts only",
             )
         if (self.columns.chosen is None) != (self.columns.rejected is None):
             raise PydanticCustomError(
@@ -207,8 +219,41 @@ class FileSourceConfig(TableSourceConfig):
         return self
 
 
+def _generated_by(ref: str, info: ValidationInfo) -> str:
+    kind, _, name = ref.partition("/")
+    known = (info.context or {}).get("generated")
+    if kind not in GENERATORS:
+        raise PydanticCustomError(
+            "generated_by",
+            "expected translate/<name> or synthesize/<name>{hint}",
+            {"hint": did_you_mean(kind, GENERATORS)},
+        )
+    names = (known or {}).get(kind)
+    if names is not None and name not in names:
+        raise PydanticCustomError(
+            "unknown_reference",
+            "no {table} entry {name!r}{hint}",
+            {"table": GENERATORS[kind], "name": name, "hint": did_you_mean(name, names)},
+        )
+    return ref
+
+
+# The stages that write data for a `generated` source, and the params table of each.
+GENERATORS = {"translate": "translations", "synthesize": "syntheses"}
+
+
+class GeneratedSourceConfig(SplitSourceConfig):
+    """The records a `translate@<name>` or `synthesize@<name>` stage wrote (`from:
+    translate/<name>`), as an ordinary source: each record has its language and category."""
+
+    kind: Literal["generated"]
+    from_: Annotated[str, AfterValidator(_generated_by), Field(alias="from")]
+    use: Literal["train", "eval", "both"] = "train"
+
+
 SourceConfig = Annotated[
-    Union[BuiltinSourceConfig, HubSourceConfig, FileSourceConfig], Field(discriminator="kind")  # noqa: UP007
+    Union[BuiltinSourceConfig, HubSourceConfig, FileSourceConfig, GeneratedSourceConfig],  # noqa: UP007
+    Field(discriminator="kind"),
 ]
 
 

@@ -34,12 +34,23 @@ from mixmerge.config.common import (
     problem_of,
     unique_items,
 )
-from mixmerge.config.data import BuiltinSourceConfig, DataConfig
+from mixmerge.config.data import (
+    GENERATORS,
+    BuiltinSourceConfig,
+    DataConfig,
+    FileSourceConfig,
+    GeneratedSourceConfig,
+    HubSourceConfig,
+    TableSourceConfig,
+)
 from mixmerge.config.evaluation import EvaluationConfig
 from mixmerge.config.merges import MergeConfig
 from mixmerge.config.mixtures import MixtureConfig
 from mixmerge.config.report import ReportConfig
+from mixmerge.config.syntheses import SynthesisConfig
 from mixmerge.config.training import RunConfig, TrainConfig
+from mixmerge.config.translations import TranslationConfig
+from mixmerge.core.suggest import did_you_mean
 
 
 class StudyConfig(Strict):
@@ -48,6 +59,9 @@ class StudyConfig(Strict):
     # combine replicates of the same seed); figures aggregate them. The base is built once.
     seeds: Annotated[list[int], Field(min_length=1), AfterValidator(unique_items)] = [0]
     data: DataConfig
+    # Data made by stages from other sources: `translate@<name>` and `synthesize@<name>`.
+    translations: dict[Name, TranslationConfig] = {}
+    syntheses: dict[Name, SynthesisConfig] = {}
     mixtures: dict[Name, MixtureConfig] = {}
     base: BaseModelConfig | None = None
     train: TrainConfig | None = None
@@ -124,9 +138,120 @@ def validate_params(raw: Any, source: str = "params") -> StudyConfig:
         params = StudyConfig.model_validate(raw, context=_context(raw))
     except ValidationError as error:
         problems = [problem_of(e, StudyConfig) for e in error.errors()] + problems
+    else:
+        problems += _source_problems(params) + _split_problems(params)
     if problems:
         raise ParamsError(source, problems)
     return params
+
+
+def _source_problems(params: StudyConfig) -> list[Problem]:
+    """Translations and syntheses read a hub or file source (not a generated one: that would
+    make a stage depend on the folder it writes in); a source of prompts alone is trained on
+    only through a synthesis."""
+    problems = []
+    for table in GENERATORS.values():
+        for name, entry in getattr(params, table).items():
+            source = params.data.sources.get(entry.source)
+            where = f"{table}.{name}.source"
+            if source is None:
+                hint = did_you_mean(entry.source, params.data.sources)
+                problems.append(Problem(where, f"no data source of that name{hint}", entry.source))
+            elif not isinstance(source, (HubSourceConfig, FileSourceConfig)):
+                problems.append(
+                    Problem(
+                        where,
+                        f"a {source.kind} source; only hub and file sources are read here",
+                        entry.source,
+                    )
+                )
+            elif table == "syntheses" and source.objective == "general":
+                problems.append(
+                    Problem(
+                        where,
+                        "holds general prompts; a synthesis answers safety (or benign) prompts",
+                        entry.source,
+                    )
+                )
+    seeds = {entry.source for entry in params.syntheses.values()}
+    for name, source in params.data.sources.items():
+        table = isinstance(source, (HubSourceConfig, FileSourceConfig))
+        if table and source.use != "eval" and source.prompts_only and name not in seeds:
+            problems.append(
+                Problem(
+                    f"data.sources.{name}",
+                    "a source used for training needs `columns.response` or `columns.chosen`; "
+                    "set `use: eval` for prompts only, or name it as the `source` of a "
+                    "synthesis, which answers its train prompts",
+                )
+            )
+        if isinstance(source, GeneratedSourceConfig):
+            problems += _generated_problems(params, f"data.sources.{name}", source)
+    return problems
+
+
+def _generated_problems(
+    params: StudyConfig, where: str, source: GeneratedSourceConfig
+) -> list[Problem]:
+    """A generated source must say what its stage made: its objective, answers to train on,
+    and no translated copy of eval prompts in training."""
+    stage, _, name = source.from_.partition("/")
+    entry = getattr(params, GENERATORS[stage]).get(name)
+    read = params.data.sources.get(entry.source) if entry is not None else None
+    if not isinstance(read, (HubSourceConfig, FileSourceConfig)):
+        return []  # reported at the translation or synthesis
+    problems = []
+    if source.objective != read.objective:
+        problems.append(
+            Problem(
+                f"{where}.objective",
+                f"{source.from_} makes {read.objective} records, from {entry.source!r}",
+                source.objective,
+            )
+        )
+    if stage == "translate" and source.use != "eval":
+        answerless = read.prompts_only or not {"response", "chosen"} & set(entry.fields)
+        if answerless:
+            problems.append(
+                Problem(
+                    f"{where}.use",
+                    f"{source.from_} translates no answer to train on; set `use: eval`",
+                    source.use,
+                )
+            )
+        if entry.split == "eval":
+            problems.append(
+                Problem(
+                    f"{where}.use",
+                    f"{source.from_} translates eval records, which no model may train on; "
+                    "set `use: eval`",
+                    source.use,
+                )
+            )
+    return problems
+
+
+def _split_problems(params: StudyConfig) -> list[Problem]:
+    """A translation or synthesis reads a split its source has."""
+    problems = []
+    for table, entries in (("translations", params.translations), ("syntheses", params.syntheses)):
+        for name, entry in entries.items():
+            read = params.data.sources.get(entry.source)
+            split = getattr(entry, "split", "train")
+            if isinstance(read, (HubSourceConfig, FileSourceConfig)) and read.use not in (
+                split,
+                "both",
+            ):
+                problems.append(
+                    Problem(
+                        f"{table}.{name}.source",
+                        f"{entry.source!r} has no {split} split (its `use` is {read.use}; "
+                        "`both` holds out eval prompts and keeps the rest for training)",
+                        entry.source,
+                    )
+                )
+    return problems
+    return problems
 
 
 def _table(raw: Mapping, key: str) -> Mapping:
@@ -150,12 +275,20 @@ def _context(raw: Mapping) -> dict:
             for name, source in sources.items()
             if isinstance(source, Mapping)
             and source.get("kind") != "builtin"
-            and source.get("use") != "train"
+            and source.get("use", _default_use(source.get("kind"))) != "train"
         ],
         "languages": [str(c) for c in languages] if isinstance(languages, list) else None,
         "mixtures": set(map(str, _table(raw, "mixtures"))) if mixtures_ok else None,
+        "generated": {
+            kind: set(map(str, _table(raw, table))) for kind, table in GENERATORS.items()
+        },
         "models": models if tables_ok else None,
     }
+
+
+def _default_use(kind: object) -> str:
+    schema = GeneratedSourceConfig if kind == "generated" else TableSourceConfig
+    return schema.model_fields["use"].default
 
 
 def _dependencies(raw: Mapping) -> dict[str, list[tuple[str, str]]]:

@@ -16,7 +16,8 @@ from mixmerge.data.sources import read_source
 
 def prepare_records(params: StudyConfig) -> tuple[dict[str, list[Record]], list[dict], dict]:
     """Records per split, the corpus, and the report. A prompt held out for eval by any source
-    is dropped from every other split, so that no model trains on what it is judged on."""
+    is dropped from every other split, so that no model trains on what it is judged on; a train
+    prompt without an answer (a synthesis's seed) is not trained on."""
     per_source = {
         name: read_source(name, source, params.languages)
         for name, source in params.data.sources.items()
@@ -27,6 +28,10 @@ def prepare_records(params: StudyConfig) -> tuple[dict[str, list[Record]], list[
     for split in ("eval", "warmup", "train"):
         for output in per_source.values():
             for record in output.records.get(split, []):
+                if split != "eval" and not (record.has_sft or record.has_preference):
+                    # A synthesis's seeds: its stage answers them, and its output is trained on.
+                    dropped["prompts only (the seeds of a synthesis)"] += 1
+                    continue
                 key = (record.language, prompt_key(record.prompt))
                 if split != "eval" and key in seen["eval"]:
                     dropped["prompt also in eval"] += 1

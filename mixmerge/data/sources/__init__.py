@@ -6,19 +6,48 @@ To add a kind: write a reader with the signature of `Reader`, add its schema to
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mixmerge.data.sources import builtin, table
+from mixmerge.core.records import Record
+from mixmerge.data.sources import builtin, generated, table
 from mixmerge.data.sources.output import SourceOutput
 
 Reader = Callable[[str, Any, Sequence[str]], SourceOutput]
 
-READERS: dict[str, Reader] = {"builtin": builtin.read, "hf": table.read, "files": table.read}
+READERS: dict[str, Reader] = {
+    "builtin": builtin.read,
+    "hf": table.read,
+    "files": table.read,
+    "generated": generated.read,
+}
 
 
 def read_source(name: str, config: Any, languages: Sequence[str]) -> SourceOutput:
     return READERS[config.kind](name, config, languages)
+
+
+def split_of(
+    name: str, config: Any, languages: Sequence[str], split: str, max_per_language: int | None
+) -> tuple[list[Record], dict]:
+    """One split of a source's records, at most `max_per_language` per language (a seeded
+    sample, as a source's own `max_per_language` draws, kept in the source's order), and the
+    source's report: what a translation or a synthesis reads."""
+    output = read_source(name, config, languages)
+    records = output.records.get(split, [])
+    if max_per_language is None:
+        return records, output.report
+    kept: list[Record] = []
+    for language in dict.fromkeys(record.language for record in records):
+        rows = [record for record in records if record.language == language]
+        if len(rows) > max_per_language:
+            chosen = random.Random(f"{name}:{split}:{language}").sample(
+                range(len(rows)), max_per_language
+            )
+            rows = [rows[i] for i in sorted(chosen)]
+        kept += rows
+    return kept, output.report
 
 
 def check_sources(sources: Mapping[str, Any], languages: Sequence[str]) -> list[str]:
@@ -32,4 +61,4 @@ def check_sources(sources: Mapping[str, Any], languages: Sequence[str]) -> list[
     ]
 
 
-__all__ = ["READERS", "Reader", "SourceOutput", "check_sources", "read_source"]
+__all__ = ["READERS", "Reader", "SourceOutput", "check_sources", "read_source", "split_of"]

@@ -63,6 +63,10 @@ def read(
     by_language: dict[str, list[Record]] = {code: [] for code in wanted}
     seen: set[tuple[str, str]] = set()
     for row in _rows(name, config, wanted, tally):
+        excluded = _excluded(config, row)
+        if excluded:
+            tally.filtered[excluded] += 1
+            continue
         for language in _row_languages(config, row, wanted):
             try:
                 record = to_record(name, config, row, language)
@@ -134,6 +138,15 @@ def _split(rows: list[Record], use: str, eval_share: float, rng: random.Random) 
         "eval": [r for i, r in enumerate(rows) if i in held_out],
         "train": [r for i, r in enumerate(rows) if i not in held_out],
     }
+
+
+def _excluded(config: HubSourceConfig | FileSourceConfig, row: Row) -> str | None:
+    """Why `where` leaves the row out, or None to keep it."""
+    for column, allowed in config.where.items():
+        value = cell(row.values, column)
+        if value is None or str(value).strip() not in allowed:
+            return f"{column} not in {allowed}"
+    return None
 
 
 def _row_languages(
@@ -328,20 +341,80 @@ def _json_lines(path: Path, tally: Tally) -> list[tuple[int, dict]]:
 def check_files(name: str, config: FileSourceConfig, languages: Sequence[str]) -> list[str]:
     """What `prepare` would refuse in a file source, found cheaply: patterns that match no file,
     unknown formats, files that cannot be opened, and mapped columns missing from a file's
-    header (CSV), first lines (JSON Lines) or schema (parquet). JSON files read whole by
-    `datasets` have no cheap header and are left to `prepare`."""
+    header (CSV), first lines (JSON Lines) or schema (parquet), and, for a language column, the
+    requested languages no row is in and values that name no language (the one column is
+    read through). JSON files read whole by `datasets` have no cheap header and are left to
+    `prepare`."""
     wanted = requested_languages(config, languages)
     files, problems = _files(name, config)
+    seen: Counter = Counter()  # language column values, over every file
+    readable = bool(files) and not problems
     for _, path, file_format in files:
+        options = _read_options(config, path, file_format)
         try:
-            available = _header(path, file_format, _read_options(config, path, file_format))
-            if available is not None:
-                _check_columns(name, config, available, str(path), wanted)
+            available = _header(path, file_format, options)
+            if available is None:
+                readable = False
+                continue
+            _check_columns(name, config, available, str(path), wanted)
+            if config.columns.language is not None:
+                seen.update(_column_values(path, file_format, options, config.columns.language))
         except StageError as error:
             problems.append(str(error))
+            readable = False
         except (OSError, UnicodeDecodeError, ValueError) as error:
             problems.append(f"data.sources.{name}: cannot read {path}: {error}")
+            readable = False
+    if config.columns.language is not None and readable:
+        problems += _language_problems(name, config, seen, wanted)
     return problems
+
+
+def _language_problems(
+    name: str, config: FileSourceConfig, seen: Counter, wanted: list[str]
+) -> list[str]:
+    """Requested languages no row is in, and language values that name no language."""
+    where = f"data.sources.{name}.columns.language"
+    codes: Counter = Counter()
+    unknown: Counter = Counter()
+    for raw, n in seen.items():
+        code = config.language_values.get(raw, raw.lower())
+        (codes if code in ISO_639_1 else unknown)[code if code in ISO_639_1 else raw] += n
+    problems = []
+    absent = [code for code in wanted if not codes[code]]
+    if absent:
+        found = ", ".join(f"{code} ({n})" for code, n in codes.most_common()) or "none"
+        problems.append(f"{where}: no row in {', '.join(absent)} (rows by language: {found})")
+    if unknown:
+        shown = ", ".join(f"{raw!r} ({n})" for raw, n in unknown.most_common(5))
+        problems.append(
+            f"{where}: values that are no ISO 639-1 code, skipped by prepare: {shown}; map them "
+            "with `language_values`"
+        )
+    return problems
+
+
+def _column_values(path: Path, file_format: str, options: dict, column: str) -> Iterator[str]:
+    """Every value of one (possibly dotted) column, read without loading the other columns."""
+    if file_format == "parquet":
+        import pyarrow.parquet
+
+        top = column.split(".", 1)[0]
+        for values in pyarrow.parquet.read_table(path, columns=[top]).to_pylist():
+            yield str(cell(values, column)).strip()
+        return
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        if file_format == "csv":
+            for values in csv.DictReader(file, delimiter=options.get("sep", ",")):
+                yield str(cell(values, column)).strip()
+            return
+        for line in file:
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # counted by prepare
+            if isinstance(values, dict):
+                yield str(cell(values, column)).strip()
 
 
 HEADER_LINES = 100  # JSON Lines: the columns of a file are those of its first lines
@@ -390,7 +463,9 @@ def _check_columns(
 ) -> None:
     """Every mapped column is in `available`; a wide file's missing columns are named for every
     language that lacks them."""
-    for field_name, column in config.columns.model_dump().items():
+    mapped = {f"columns.{key}": column for key, column in config.columns.model_dump().items()}
+    mapped |= {f"where.{column}": column for column in config.where}
+    for field_name, column in mapped.items():
         if column is None:
             continue
         by_language = {code: column.replace("{lang}", code) for code in wanted}
@@ -402,7 +477,7 @@ def _check_columns(
         if not missing:
             continue
         first = column_of(next(iter(missing.values())), available)
-        where = f"data.sources.{name}.columns.{field_name}"
+        where = f"data.sources.{name}.{field_name}"
         if "{lang}" in column:
             raise StageError(
                 f"{where}: no column for {', '.join(missing)} in {what} (missing "

@@ -1,0 +1,53 @@
+"""Stage `synthesize@<name>`: answer the train prompts of a prompt-only safety source with a
+safe and a harmful side, judge every answer, and keep what passes (`syntheses.<name>`), for a
+`generated` source to read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mixmerge import paths
+from mixmerge.config import StudyConfig
+from mixmerge.core.errors import StageError
+from mixmerge.core.io import atomic_path, remove, write_json, write_jsonl
+from mixmerge.data.sources import split_of
+from mixmerge.judging import make_judge
+from mixmerge.synthesis import synthesize
+from mixmerge.synthesis.writers import make_writer
+
+
+def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
+    for output in paths.stage_outputs(f"synthesize@{name}"):
+        remove(root / output)
+    config = params.syntheses[name]
+    seeds, read = split_of(
+        config.source,
+        params.data.sources[config.source],
+        params.languages,
+        "train",
+        config.max_per_language,
+    )
+    if not seeds:
+        raise StageError(
+            f"syntheses.{name}: data source {config.source!r} has no train prompts to answer "
+            "(set its `use` to train or both)"
+        )
+    section = f"syntheses.{name}"
+    judge = make_judge(config.judge, f"{section}.judge")
+    safe = make_writer(config.safe, f"{section}.safe")
+    harmful = make_writer(config.harmful, f"{section}.harmful")
+    rows, report = synthesize(name, seeds, config.rephrase, safe, harmful, judge)
+    report["read"] = {config.source: read}
+    report["usage"] = {"safe": safe.usage(), "harmful": harmful.usage(), "judge": judge.usage()}
+    empty = [code for code, kept in report["kept"].items() if not kept]
+    if empty:
+        raise StageError(
+            f"{section}: no example kept for {', '.join(empty)}; dropped: "
+            + "; ".join(f"{code} {report['dropped'][code]}" for code in empty)
+            + f"; usage {report['usage']}"
+        )
+    with atomic_path(paths.generated("synthesize", name, root).parent) as tmp:
+        write_jsonl(tmp / "records.jsonl", rows)
+    with atomic_path(paths.generated_report("synthesize", name, root)) as tmp:
+        write_json(tmp, report)
+    return report
