@@ -496,3 +496,43 @@ def test_a_prompt_only_source_trains_only_through_a_synthesis(tmp_path):
     raw["syntheses"]["safety"]["source"] = "sedes"
     with pytest.raises(Exception, match=r"syntheses.safety.source: no data source.*'seeds'"):
         validate_params(raw)
+
+
+def test_dev_is_held_out_of_eval_and_train_and_leaves_eval_as_it_was(tmp_path):
+    rows = [{"q": f"Question number {i}?", "a": f"Answer {i}."} for i in range(40)]
+    path = write_jsonl(tmp_path / "qa.jsonl", rows)
+    entry = {"kind": "files", "files": path, "objective": "general", "language": "fr",
+             "eval_share": 0.25, "columns": {"prompt": "q", "response": "a"}}  # fmt: skip
+    plain = read_source("qa", source(**entry), STUDY).records
+    with_dev = read_source("qa", source(**entry, dev_share=0.2), STUDY).records
+    assert with_dev["eval"] == plain["eval"] and len(with_dev["eval"]) == 10
+    assert len(with_dev["dev"]) == 8 and len(with_dev["train"]) == 22
+    prompts = {split: {r.prompt for r in rows} for split, rows in with_dev.items()}
+    assert not prompts["dev"] & (prompts["eval"] | prompts["train"])
+    assert prompts["dev"] | prompts["train"] == {r.prompt for r in plain["train"]}
+    # An eval-only source gives its dev share and keeps the rest for eval.
+    judged = read_source("qa", source(**entry | {"use": "eval"}, dev_share=0.25), STUDY).records
+    assert len(judged["dev"]) == 10 and len(judged["eval"]) == 30 and not judged["train"]
+    with pytest.raises(Exception, match="dev prompts are held out like eval's"):
+        source(**entry | {"use": "train"}, dev_share=0.1)
+    with pytest.raises(Exception, match="leave nothing to train on"):
+        source(**entry, dev_share=0.75)
+
+
+def test_prepare_keeps_a_dev_prompt_out_of_every_other_split(tmp_path):
+    from mixmerge.config import validate_params
+    from mixmerge.data.prepared import prepare_records
+
+    rows = [{"q": f"Question number {i}?", "a": f"Answer {i}."} for i in range(20)]
+    held = write_jsonl(tmp_path / "held.jsonl", rows)
+    trained = write_jsonl(tmp_path / "trained.jsonl", rows)
+    common = {"kind": "files", "objective": "general", "language": "en",
+              "columns": {"prompt": "q", "response": "a"}}  # fmt: skip
+    params = validate_params({"languages": STUDY, "data": {"sources": {
+        "held": common | {"files": held, "use": "eval", "dev_share": 0.5},
+        "trained": common | {"files": trained, "use": "train"},
+    }}})  # fmt: skip
+    splits, _, report = prepare_records(params)
+    assert len(splits["dev"]) == 10 and len(splits["eval"]) == 10 and not splits["train"]
+    assert report["dropped_across_sources"] == {"prompt also in eval": 10, "prompt also in dev": 10}
+    assert report["counts"]["dev"]["en"] == {"general": 10}

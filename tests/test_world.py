@@ -257,3 +257,25 @@ def test_an_answer_in_the_wrong_language_or_without_one_is_wrong():
     assert not judge.is_correct("7", "fr", "3 plus 4 is 7.")
     assert not judge.is_correct("12", "en", "12")
     assert not judge.is_correct("7", "en", "3 plus 4 is 8.")
+
+
+def test_a_dev_split_is_drawn_from_what_is_left_and_changes_no_other_split(world):
+    from mixmerge.world import dev_capacity
+    from mixmerge.world.build import scored
+
+    dev = {"general": 40, "safety": 20, "benign": 8}
+    with_dev = build_world(["en", "hi"], SIZES | {"dev": dev}, seed=0)
+    without = build_world(["en", "hi"], SIZES, seed=0)
+    for split in SIZES:
+        assert with_dev[split] == without[split], split
+    counts = Counter((r.language, r.objective) for r in with_dev["dev"])
+    assert counts == {(code, o): n for code in ("en", "hi") for o, n in dev.items()}
+    held = {(r.language, prompt_key(r.prompt)) for s in SIZES for r in with_dev[s]}
+    assert not held & {(r.language, prompt_key(r.prompt)) for r in with_dev["dev"]}
+    # Dev is scored like eval: no how-tos, whose answers the world cannot check.
+    assert all(scored(r.objective, r.category) for r in with_dev["dev"])
+    # Every harm category is scored: what eval, warm-up and train leave is dev's.
+    spare = dev_capacity("safety", "en", {s: n.get("safety", 0) for s, n in SIZES.items()})
+    assert spare == capacity("safety") - 42 - 30 - 200
+    with pytest.raises(ValueError, match=r"left for dev once eval, warm-up and train are drawn"):
+        build_world(["en"], SIZES | {"dev": {"safety": spare + 1}}, seed=0)

@@ -50,13 +50,16 @@ def _world_language(code: str) -> str:
 class BuiltinSourceConfig(Strict):
     """The embedded six-language world (see mixmerge/world). `warmup_task_language`: the language
     the base's warm-up answers general tasks in, whatever the question's (null: the question's
-    own), as instruction-tuned models often fall back to English."""
+    own), as instruction-tuned models often fall back to English. `dev`: prompts held out of
+    every other split, for searches to score on; drawn last, so that asking for them changes
+    no other split."""
 
     kind: Literal["builtin"]
     seed: int = 0
     eval: SplitSizesConfig
     warmup: SplitSizesConfig = SplitSizesConfig()
     train: SplitSizesConfig
+    dev: SplitSizesConfig = SplitSizesConfig()
     warmup_task_language: Annotated[str, AfterValidator(_world_language)] | None = "en"
 
     @model_validator(mode="after")
@@ -82,6 +85,14 @@ class BuiltinSourceConfig(Strict):
                 problems.append(
                     f"{objective}: eval {asked['eval']} > {scorable} that can be scored"
                 )
+            elif sum(asked.values()) <= have and getattr(self.dev, objective):
+                dev = getattr(self.dev, objective)
+                spare = min(world.dev_capacity(objective, code, asked) for code in spoken)
+                if dev > spare:
+                    problems.append(
+                        f"{objective}: dev {dev} > {spare} that can be scored and are left once "
+                        "eval, warm-up and train are drawn"
+                    )
         if problems:
             raise PydanticCustomError(
                 "world_too_small",
@@ -111,15 +122,29 @@ class ColumnsConfig(Strict):
 
 class SplitSourceConfig(Strict):
     """What every source of records but the builtin world says: their objective, how they are
-    split (`use`; with `both`, `eval_share` of each language's prompts held out, seeded by
-    `seed`), and which languages and how many records per language it gives."""
+    split (`use`; with `both`, `eval_share` of each language's prompts held out for eval, seeded
+    by `seed`; with `both` or `eval`, `dev_share` more for dev, which searches score on), and
+    which languages and how many records per language it gives."""
 
     objective: Objective
     use: Literal["train", "eval", "both"]
     eval_share: float = Field(0.1, gt=0, lt=1)
+    dev_share: float = Field(0.0, ge=0, lt=1)
     seed: int = 0
     languages: StudyLanguages | None = None
     max_per_language: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _dev_from_held_out(self) -> SplitSourceConfig:
+        if self.dev_share and self.use == "train":
+            raise PydanticCustomError(
+                "dev_share", "dev prompts are held out like eval's: set `use` to eval or both"
+            )
+        if self.use == "both" and self.eval_share + self.dev_share >= 1:
+            raise PydanticCustomError(
+                "shares", "`eval_share` + `dev_share` leave nothing to train on"
+            )
+        return self
 
 
 class TableSourceConfig(SplitSourceConfig):

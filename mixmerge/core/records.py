@@ -9,8 +9,10 @@ from typing import Literal
 
 Objective = Literal["safety", "general", "benign"]
 OBJECTIVES: tuple[Objective, ...] = ("safety", "general", "benign")
-Split = Literal["train", "eval", "warmup"]
-SPLITS: tuple[Split, ...] = ("train", "eval", "warmup")
+# dev: prompts held out of train and eval alike, on which searches score their candidates, so
+# that no figure of the report is of prompts a choice was tuned on.
+Split = Literal["train", "eval", "warmup", "dev"]
+SPLITS: tuple[Split, ...] = ("train", "eval", "warmup", "dev")
 
 
 @dataclass(frozen=True)

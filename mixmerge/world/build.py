@@ -1,10 +1,12 @@
-"""The world's records, split into eval, warm-up and train with no prompt in two splits.
+"""The world's records, split into eval, warm-up, train and dev with no prompt in two splits.
 
 For each language and objective, every possible prompt is enumerated and shuffled by the seed
 within its family (or harm category). Eval draws first, round-robin over the families it scores
 (so that each weighs the same in its figures); warm-up and train then draw together, round-robin
 over every family, and the draw is dealt between them in proportion to their sizes, so that
 both have the same mix of families and a small family is shared rather than used up by one.
+Dev, the prompts a search scores its candidates on, draws last from what is left of the
+families eval scores: asking for a dev split changes no other split.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from mixmerge.core.records import Record, record_id
 from mixmerge.world import general, safety
 from mixmerge.world.packs import PACKS
 
-SPLIT_ORDER = ("eval", "warmup", "train")
+SPLIT_ORDER = ("eval", "warmup", "train", "dev")
 
 
 def _groups(objective: str, language: str) -> dict[str, list]:
@@ -81,12 +83,30 @@ def _deal(items: list, family_of, sizes: Mapping[str, int]) -> dict[str, list]:
 
 
 def _draw(objective: str, language: str, wanted: Mapping[str, int], rng: random.Random) -> dict:
+    drawn, left = _draw_from(objective, language, wanted, rng)
+    if len(drawn.get("dev", [])) < wanted.get("dev", 0):
+        raise ValueError(
+            f"the world has {left} {objective} prompts per language left for dev once eval, "
+            f"warm-up and train are drawn, {wanted['dev']} were asked for ({language})"
+        )
+    return drawn
+
+
+def dev_capacity(objective: str, language: str, wanted: Mapping[str, int]) -> int:
+    """How many prompts dev may draw once eval, warm-up and train have drawn `wanted`."""
+    return _draw_from(objective, language, {**wanted, "dev": 0}, random.Random(0))[1]
+
+
+def _draw_from(
+    objective: str, language: str, wanted: Mapping[str, int], rng: random.Random
+) -> tuple[dict, int]:
+    """The draws of every split, and how many scored prompts were left for dev."""
     groups = {}
     for family, items in sorted(_groups(objective, language).items()):
         items = list(items)
         rng.shuffle(items)
         groups[family] = items
-    asked = sum(wanted.values())
+    asked = sum(n for split, n in wanted.items() if split != "dev")
     have = sum(map(len, groups.values()))
     evaluable = sum(len(items) for f, items in groups.items() if scored(objective, f))
     if asked > have or wanted.get("eval", 0) > evaluable:
@@ -96,10 +116,13 @@ def _draw(objective: str, language: str, wanted: Mapping[str, int], rng: random.
         )
     eval_groups = {f: items for f, items in groups.items() if scored(objective, f)}
     drawn = {"eval": _round_robin(eval_groups, wanted.get("eval", 0))}
-    rest = {split: n for split, n in wanted.items() if split != "eval"}
+    rest = {split: n for split, n in wanted.items() if split not in ("eval", "dev")}
     family_of = {id(item): f for f, items in groups.items() for item in items}
     drawn |= _deal(_round_robin(groups, sum(rest.values())), lambda i: family_of[id(i)], rest)
-    return drawn
+    left = sum(len(items) for items in eval_groups.values())
+    if "dev" in wanted:
+        drawn["dev"] = _round_robin(eval_groups, wanted["dev"])
+    return drawn, left
 
 
 def _general_record(

@@ -36,6 +36,7 @@ def as_file_source(config: GeneratedSourceConfig, languages: Sequence[str]) -> F
             "objective": config.objective,
             "use": config.use,
             "eval_share": config.eval_share,
+            "dev_share": config.dev_share,
             "seed": config.seed,
             "languages": config.languages or present or None,
             "max_per_language": config.max_per_language,

@@ -102,14 +102,15 @@ def read(
             f"data.sources.{name}: no usable records for {', '.join(empty)} "
             f"({tally.rows} rows read, skipped: {dict(tally.skipped) or 'none'})"
         )
-    splits: dict[str, list[Record]] = {"train": [], "eval": []}
+    splits: dict[str, list[Record]] = {"train": [], "eval": [], "dev": []}
     for language, rows in by_language.items():
         rng = random.Random(f"{config.seed}:{language}")
         if config.max_per_language and len(rows) > config.max_per_language:
             tally.filtered["over max_per_language"] += len(rows) - config.max_per_language
             keep = sorted(rng.sample(range(len(rows)), config.max_per_language))
             rows = [rows[i] for i in keep]
-        for split, part in _split(rows, config.use, config.eval_share, rng).items():
+        parts = _split(rows, config.use, config.eval_share, config.dev_share, rng)
+        for split, part in parts.items():
             splits[split].extend(part)
     return SourceOutput(records=splits, report=_report(config, tally, splits, wanted))
 
@@ -126,17 +127,26 @@ def requested_languages(
     return list(study)
 
 
-def _split(rows: list[Record], use: str, eval_share: float, rng: random.Random) -> dict:
-    if use != "both":
+def _split(
+    rows: list[Record], use: str, eval_share: float, dev_share: float, rng: random.Random
+) -> dict:
+    """A language's rows by split: `eval_share` held out for eval (with `use: both`), then
+    `dev_share` for dev (with `both` or `eval`), the rest for training (with `both`)."""
+    if use == "train" or (use == "eval" and not dev_share):
         return {use: rows}
     order = list(range(len(rows)))
     rng.shuffle(order)
-    # At least one prompt on each side once there are two.
-    n_eval = min(max(1, round(eval_share * len(rows))), len(rows) - 1)
-    held_out = set(order[:n_eval])
+    # At least one prompt on each side once there are enough.
+    n_eval = min(max(1, round(eval_share * len(rows))), len(rows) - 1) if use == "both" else 0
+    n_dev = min(max(1, round(dev_share * len(rows))), len(rows) - n_eval - 1) if dev_share else 0
+    eval_part, dev_part = set(order[:n_eval]), set(order[n_eval : n_eval + n_dev])
+    dev = {"dev": [r for i, r in enumerate(rows) if i in dev_part]} if dev_share else {}
+    if use == "eval":
+        return {"eval": [r for i, r in enumerate(rows) if i not in dev_part], **dev}
     return {
-        "eval": [r for i, r in enumerate(rows) if i in held_out],
-        "train": [r for i, r in enumerate(rows) if i not in held_out],
+        "eval": [r for i, r in enumerate(rows) if i in eval_part],
+        **dev,
+        "train": [r for i, r in enumerate(rows) if i not in eval_part | dev_part],
     }
 
 
