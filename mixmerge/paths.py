@@ -36,6 +36,10 @@ EVAL_REPORTS = Path("reports/eval")
 REPORT = Path("reports/report.md")
 SUMMARY = Path("reports/summary.json")
 FIGURES = Path("reports/figures")
+# search@<name>: the trials file and the base's dev answers (kept between runs, to resume), the
+# report (trials, front) and the plot of every trial's dev figures.
+SEARCHES = Path("searches")
+SEARCH_REPORTS = Path("reports/searches")
 PLOTS = Path("reports/plots")
 
 BASE = "base"
@@ -159,6 +163,8 @@ def stage_outputs(stage: str) -> list[Path]:
     """What a `dvc.yaml` stage (`prepare`, `mix@mix15`, `evaluate-sft@x`...) writes: its outs,
     metrics and plots, as `dvc.yaml` must declare them."""
     group, _, key = stage.partition("@")
+    if group == "search":
+        return [SEARCHES / key, SEARCH_REPORTS / f"{key}.json", SEARCH_REPORTS / key]
     if group in ("translate", "synthesize"):
         return [GENERATED / group / key, generated_report(group, key)]
     if group == "prepare":

@@ -292,6 +292,31 @@ def evaluate(
 
 
 @app.command()
+def search(
+    name: Annotated[str, typer.Argument(help="A search named under `searches` in params.")],
+    params: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Score every point of a merge recipe's space on the dev split (the paper's grid of
+    weights, or your own): each merged by the engine from the first training seed's models,
+    its answers to the dev prompts judged against the base's. Resumes where a killed search
+    stopped.
+
+    Writes searches/NAME/ (the trials, kept to resume), reports/searches/NAME.json (every
+    trial's dev figures per language, the Pareto front of harm change against win-rate) and
+    reports/searches/NAME/trials.json (a DVC plot).
+    """
+    loaded = _load(params)
+    _check_named(loaded.searches, name, "search", params)
+    from stages import search as stage
+
+    report = _run_stage(stage.run, loaded, name)
+    typer.echo(
+        f"{name}: {report['points'] - report['skipped']} points scored on dev "
+        f"({report['skipped']} skipped); front: trials {report['front']}"
+    )
+
+
+@app.command()
 def report(params: ParamsFile = Path("params.yaml")) -> None:
     """Write the study's report: the paper's tables on this run (mixing against merging per
     stage, language-based merges, merge order, per language, over-refusal, the weight

@@ -25,6 +25,7 @@ def test_every_stage_that_exists_has_a_command():
         "mix",
         "prepare",
         "report",
+        "search",
         "sft",
         "synthesize",
         "translate",

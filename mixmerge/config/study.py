@@ -47,6 +47,7 @@ from mixmerge.config.evaluation import EvaluationConfig
 from mixmerge.config.merges import MergeConfig
 from mixmerge.config.mixtures import MixtureConfig
 from mixmerge.config.report import ReportConfig
+from mixmerge.config.searches import SearchConfig
 from mixmerge.config.syntheses import SynthesisConfig
 from mixmerge.config.training import RunConfig, TrainConfig
 from mixmerge.config.translations import TranslationConfig
@@ -68,8 +69,16 @@ class StudyConfig(Strict):
     sft: dict[Name, RunConfig] = {}
     dpo: dict[Name, RunConfig] = {}
     merges: dict[Name, MergeConfig] = {}
+    # Merge recipes whose weights or parameters are searched on the dev split: `search@<name>`.
+    searches: dict[Name, SearchConfig] = {}
     evaluation: EvaluationConfig | None = None
     report: ReportConfig | None = None
+
+    @property
+    def model_refs(self) -> set[str]:
+        """Every model of the study: the base, and each run and merge (`sft/x`, `merge/y`)."""
+        tables = paths.TABLES.items()
+        return {paths.BASE} | {paths.ref(k, n) for k, key in tables for n in getattr(self, key)}
 
     def mixture_languages(self, name: str) -> list[str]:
         return self.mixtures[name].languages or self.languages
@@ -139,7 +148,7 @@ def validate_params(raw: Any, source: str = "params") -> StudyConfig:
     except ValidationError as error:
         problems = [problem_of(e, StudyConfig) for e in error.errors()] + problems
     else:
-        problems += _source_problems(params) + _split_problems(params)
+        problems += _source_problems(params) + _split_problems(params) + _search_problems(params)
     if problems:
         raise ParamsError(source, problems)
     return params
@@ -330,3 +339,83 @@ def _cycles(raw: Mapping) -> list[Problem]:
         if node not in done:
             visit(node, [node])
     return problems
+
+
+def _search_problems(params: StudyConfig) -> list[Problem]:
+    """A search needs a space no larger than its budget, points its merge method accepts, and
+    dev prompts to score them on, harmful and general, in every language."""
+    from mixmerge.search.space import filled, points, slots
+
+    if not params.searches:
+        return []
+    problems = []
+    for name, search in params.searches.items():
+        where = f"searches.{name}"
+        try:
+            found = slots(search.merge)
+        except ValueError as error:
+            problems.append(Problem(f"{where}.merge", str(error)))
+            continue
+        if not found:
+            problems.append(Problem(f"{where}.merge", "nothing to search: no `{grid: ...}`"))
+            continue
+        grid = points(found)
+        if len(grid) > search.trials:
+            problems.append(
+                Problem(
+                    f"{where}.trials",
+                    f"the grid has {len(grid)} points, more than the budget",
+                    search.trials,
+                )
+            )
+        # A point the merge refuses (weights that sum to zero) is skipped when the search
+        # runs; a recipe it refuses at every point (a parameter the method has not) is wrong.
+        refused = []
+        for point in grid:
+            try:
+                MergeConfig.model_validate(
+                    filled(search.merge, found, point), context={"models": params.model_refs}
+                )
+                break
+            except ValidationError as error:
+                refused.append(error)
+        else:
+            problems += [
+                Problem(f"{where}.merge" + ("" if p.path == "<file>" else f".{p.path}"), p.message)
+                for p in (problem_of(e, MergeConfig) for e in refused[0].errors())
+            ]
+    missing = _without_dev(params)
+    if missing:
+        problems.append(
+            Problem(
+                "searches",
+                "searches score on the dev split, which has no prompts for "
+                + "; ".join(
+                    f"{code}: {', '.join(objectives)}" for code, objectives in missing.items()
+                )
+                + " (give the world `dev` sizes, or a source `dev_share`)",
+            )
+        )
+    return problems
+
+
+def _without_dev(params: StudyConfig) -> dict[str, list[str]]:
+    """The harmful and general objectives each language has no dev prompt of."""
+    covered: set[tuple[str, str]] = set()
+    for source in params.data.sources.values():
+        if isinstance(source, BuiltinSourceConfig):
+            covered |= {
+                (code, objective)
+                for code in params.languages
+                for objective in ("safety", "general")
+                if getattr(source.dev, objective)
+            }
+        elif source.dev_share and source.use != "train":
+            languages = source.languages or [getattr(source, "language", None)]
+            codes = [c for c in languages if c] or params.languages
+            covered |= {(code, source.objective) for code in codes}
+    return {
+        code: [o for o in ("safety", "general") if (code, o) not in covered]
+        for code in params.languages
+        if any((code, o) not in covered for o in ("safety", "general"))
+    }

@@ -1,0 +1,32 @@
+"""Stage `search@<name>`: score every point of a merge recipe's space on the dev split, and
+write the trials, the Pareto front of harm change against win-rate, and a plot of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mixmerge import paths
+from mixmerge.config import StudyConfig
+from mixmerge.core.errors import StageError
+from mixmerge.core.io import atomic_path, write_json
+from mixmerge.judging import make_judge
+from mixmerge.search import Search
+
+
+def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
+    if params.evaluation is None:
+        raise StageError("params have no `evaluation` section: a search judges like one")
+    judge = make_judge(params.evaluation.judge)
+    trials_file = root / paths.SEARCHES / name / "trials.jsonl"
+    report = Search(params, name, root, judge, trials_file).run()
+    on_front = set(report["front"])
+    plot = [
+        {"trial": t["trial"], **t["dev"]["average"], "front": t["trial"] in on_front}
+        for t in report["trials"]
+        if "dev" in t
+    ]
+    with atomic_path(root / paths.SEARCH_REPORTS / name) as tmp:
+        write_json(tmp / "trials.json", plot)
+    with atomic_path(root / paths.SEARCH_REPORTS / f"{name}.json") as tmp:
+        write_json(tmp, report)
+    return report
