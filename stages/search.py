@@ -21,9 +21,12 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
     report = Search(params, name, root, judge, trials_file).run()
     on_front = set(report["front"])
     plot = [
-        {"trial": t["trial"], **t["dev"]["average"], "front": t["trial"] in on_front}
+        {"name": f"trial {t['trial']}", **t["dev"]["average"], "front": t["trial"] in on_front}
         for t in report["trials"]
         if "dev" in t
+    ] + [
+        {"name": ref, **figures["average"], "front": False}
+        for ref, figures in report["references"].items()
     ]
     with atomic_path(root / paths.SEARCH_REPORTS / name) as tmp:
         write_json(tmp / "trials.json", plot)

@@ -39,7 +39,22 @@ def test_the_smoke_study_runs_every_stage_and_ends_in_the_report(smoke):
         for name in params[table]:
             assert f"{kind}@{name}" in ran and f"evaluate-{kind}@{name}" in ran
     assert {"prepare", "base", "evaluate-base", "report"} <= ran
+    assert {f"search@{name}" for name in params["searches"]} <= ran
     print(f"smoke study: {len(ran)} stages in {seconds:.0f} s")
+
+
+def test_the_smoke_search_scores_its_grid_on_dev(smoke):
+    root, _, _ = smoke
+    languages = yaml.safe_load((root / "params.yaml").read_text())["languages"]
+    report = json.loads((root / "reports/searches/sft_linear.json").read_text())
+    assert report["points"] == 4 and report["skipped"] == 0
+    assert all(set(t["dev"]["per_language"]) == set(languages) for t in report["trials"])
+    assert all(t["dev"]["average"]["win_rate"] is not None for t in report["trials"])
+    assert report["front"] and set(report["front"]) <= {0, 1, 2, 3}
+    # Set against the mixtures it merges, scored on the same dev prompts.
+    assert set(report["references"]) == {"sft/mix0", "sft/mix15", "sft/mix100"}
+    plot = json.loads((root / "reports/searches/sft_linear/trials.json").read_text())
+    assert len(plot) == 4 + 3
 
 
 def test_the_report_holds_every_table_with_numbers_and_no_nan(smoke):

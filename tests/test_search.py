@@ -26,7 +26,7 @@ def searched(recipe=RECIPE, trials=4, dev=True) -> dict:
     raw = tiny_evaluated()
     if dev:
         raw["data"]["sources"]["world"]["dev"] = {"general": 4, "safety": 4}
-    raw["searches"] = {"weights": {"merge": recipe, "trials": trials}}
+    raw["searches"] = {"weights": {"merge": recipe, "trials": trials, "references": ["sft/mix15"]}}
     return raw
 
 
@@ -56,6 +56,12 @@ def test_validation_refuses_searches_that_cannot_run():
     assert validate_params(searched()).searches["weights"].trials == 4
     empty = dict(RECIPE, models=[{"model": "base", "weight": {"grid": []}}, RECIPE["models"][1]])
     assert "a grid is a non-empty list" in problems(searched(empty))["searches.weights.merge"]
+    raw = searched()
+    raw["searches"]["weights"]["references"] = ["dpo/mix15"]
+    assert (
+        "set against the base or sft/ models, not dpo/mix15"
+        in problems(raw)["searches.weights.references"]
+    )
     assert (
         "the grid has 4 points, more than the budget"
         in problems(searched(trials=3))["searches.weights.trials"]
@@ -133,16 +139,21 @@ def test_a_search_scores_every_point_on_dev_and_resumes_where_it_stopped(
     assert trials[2]["dev"]["average"]["harm_change"] in (0.0, None)
     assert set(trials[2]["dev"]["per_language"]) == set(TINY["languages"])
     assert report["front"] and set(report["front"]) <= {1, 2, 3}
+    # Weight 0 on the base and 1 on the SFT model is the SFT model: its figures are those of
+    # the SFT model scored as a reference.
+    assert trials[1]["dev"] == report["references"]["sft/mix15"]
     plot = json.loads((root / "reports/searches/weights/trials.json").read_text())
-    assert [row["trial"] for row in plot] == [1, 2, 3]
+    assert [row["name"] for row in plot] == ["trial 1", "trial 2", "trial 3", "sft/mix15"]
 
     # A rerun scores nothing again; a search killed in its third trial scores the rest.
     again, merged = run_search(root, params, monkeypatch)
     assert merged == [] and again["trials"] == report["trials"]
     trials_file = root / "searches/weights/trials.jsonl"
     lines = trials_file.read_text().splitlines()
-    # Killed while writing the third trial: half its line is there.
-    trials_file.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])
+    # Killed while writing the third trial (after the reference's line and two trials): half
+    # its line is there.
+    assert [json.loads(line).get("trial") for line in lines] == [None, 0, 1, 2, 3]
+    trials_file.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
     resumed, merged = run_search(root, params, monkeypatch)
     assert merged == ["weights-2", "weights-3"] and resumed["trials"] == report["trials"]
 
@@ -151,3 +162,65 @@ def test_a_search_scores_every_point_on_dev_and_resumes_where_it_stopped(
     raw["evaluation"]["generation"]["max_new_tokens"] = 12
     _, merged = run_search(root, validate_params(raw), monkeypatch)
     assert merged == ["weights-1", "weights-2", "weights-3"]
+
+
+def test_nsga2_draws_the_same_trials_from_the_same_seed_and_after_a_resume():
+    from mixmerge.search.sampler import propose
+
+    found = slots({"models": [{"weight": {"grid": "paper"}}, {"weight": {"range": [0.0, 1.0]}}]})
+
+    def scored(point):  # a made-up trade-off: the more of the first model, the less harm
+        first, second = point["models.[0].weight"], point["models.[1].weight"]
+        average = {"harmful_rate": 1 - first + 0.1 * second, "win_rate": 50 * (first + second)}
+        return {"dev": {"average": average}}
+
+    def search(seed, trials=10, history=()):
+        history = list(history)
+        while len(history) < trials:
+            point, marks = propose(found, history, seed, population=4)
+            history.append({"trial": len(history), "point": point, "sampler": marks,
+                            **scored(point)})  # fmt: skip
+        return history
+
+    full = search(seed=0)
+    assert [t["point"] for t in search(seed=0)] == [t["point"] for t in full]
+    assert [t["point"] for t in search(seed=1)] != [t["point"] for t in full]
+    resumed = search(seed=0, history=full[:6])
+    assert [t["point"] for t in resumed] == [t["point"] for t in full]
+    # The first population is drawn at random; the trials after it are bred from it.
+    assert [t["sampler"]["NSGAIISampler:generation"] for t in full[:5]] == [0, 0, 0, 0, 1]
+    assert all(t["point"]["models.[0].weight"] in (0.0, 0.3, 0.5, 0.7, 1.0) for t in full)
+    assert all(0.0 <= t["point"]["models.[1].weight"] <= 1.0 for t in full)
+
+
+def test_nsga2_searches_are_validated_for_their_own_kind():
+    ranged = dict(RECIPE, models=[{"model": "base", "weight": {"range": [0.1, 1.0]}},
+                                  {"model": "sft/mix15", "weight": {"grid": GRID}}])  # fmt: skip
+    assert "is a range (for nsga2)" in problems(searched(ranged))["searches.weights.merge"]
+    raw = searched(ranged, trials=6)
+    raw["searches"]["weights"] |= {"method": "nsga2", "population": 4}
+    assert validate_params(raw).searches["weights"].method == "nsga2"
+    raw["searches"]["weights"]["population"] = 6
+    assert "breeds after a first population of 6" in problems(raw)["searches.weights.trials"]
+    empty = dict(
+        ranged, models=[{"model": "base", "weight": {"range": [1.0, 1.0]}}, RECIPE["models"][1]]
+    )
+    assert "the range [1.0, 1.0] is empty" in problems(searched(empty))["searches.weights.merge"]
+
+
+def test_an_nsga2_search_runs_its_budget_and_scores_a_point_drawn_twice_once(
+    searched_study, monkeypatch
+):
+    root, _ = searched_study
+    raw = searched(trials=6)
+    raw["searches"]["weights"] |= {"method": "nsga2", "population": 2, "seed": 3}
+    params = validate_params(raw)
+    report, merged = run_search(root, params, monkeypatch)
+    assert report["method"] == "nsga2" and report["points"] == 6
+    distinct = {json.dumps(t["point"], sort_keys=True) for t in report["trials"]}
+    refused = {json.dumps(t["point"], sort_keys=True) for t in report["trials"] if "skipped" in t}
+    # Four grid points at most; each is merged once, however often it is drawn.
+    assert len(merged) == len(distinct - refused) <= 4
+    assert all("same_as" in t for t in report["trials"][len(distinct) :] if "same_as" in t)
+    again, merged = run_search(root, params, monkeypatch)
+    assert merged == [] and again["trials"] == report["trials"]

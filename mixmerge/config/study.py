@@ -359,7 +359,37 @@ def _search_problems(params: StudyConfig) -> list[Problem]:
         if not found:
             problems.append(Problem(f"{where}.merge", "nothing to search: no `{grid: ...}`"))
             continue
-        grid = points(found)
+        stage = search.merge.get("stage")
+        strangers = [
+            ref for ref in search.references if ref != paths.BASE and paths.parse(ref).kind != stage
+        ]
+        if strangers:
+            problems.append(
+                Problem(
+                    f"{where}.references",
+                    f"a {stage}-stage search is set against the base or {stage}/ models, not "
+                    + ", ".join(strangers),
+                )
+            )
+        ranges = [slot.name for slot in found if slot.values is None]
+        if search.method == "grid" and ranges:
+            problems.append(
+                Problem(
+                    f"{where}.merge",
+                    f"a grid searches grids; {', '.join(ranges)} is a range (for nsga2)",
+                )
+            )
+            continue
+        if search.method == "nsga2" and search.trials <= search.population:
+            problems.append(
+                Problem(
+                    f"{where}.trials",
+                    f"NSGA-II breeds after a first population of {search.population}: give more "
+                    "trials, or a smaller `population`",
+                    search.trials,
+                )
+            )
+        grid = points(found) if search.method == "grid" else [_midpoint(found)]
         if len(grid) > search.trials:
             problems.append(
                 Problem(
@@ -397,6 +427,16 @@ def _search_problems(params: StudyConfig) -> list[Problem]:
             )
         )
     return problems
+
+
+def _midpoint(found) -> dict[str, float]:
+    """A point of every space: a grid's middle value, a range's middle."""
+    return {
+        slot.name: slot.values[len(slot.values) // 2]
+        if slot.values is not None
+        else (slot.low + slot.high) / 2
+        for slot in found
+    }
 
 
 def _without_dev(params: StudyConfig) -> dict[str, list[str]]:

@@ -1,4 +1,5 @@
-"""Merge-weight search on the dev split: every point of a recipe's space merged by the engine,
+"""Merge-weight search on the dev split: points of a recipe's space (the grid's, or drawn by
+NSGA-II in `sampler`) merged by the engine,
 its answers to the dev prompts judged against the base's, and the Pareto front of harm change
 (lower is better) against win-rate (higher is better).
 
@@ -6,8 +7,9 @@ The paper (Aakanksha et al., 2024, arXiv 2410.10801) chose each merge's weights 
 0.5, 0.7, 1} per model without saying on which prompts; here the choice is made on dev, which
 neither training nor the report's figures use. A search runs on the first training seed's
 replicates. Each scored point is appended to the trials file as soon as it is known, so that a
-killed search resumes with the points not yet scored; the file is kept only while the inputs,
-the dev prompts, the generation settings and the judge are those it was scored with.
+killed search resumes with the points not yet scored; the file is kept only while the search (but
+its budget), the inputs, the dev prompts, the generation settings and the judge are those it
+was scored with.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mixmerge.core.io import atomic_path, read_jsonl, remove, write_jsonl
 from mixmerge.core.records import Record
 from mixmerge.evaluation import generations, metrics, verdicts
 from mixmerge.merging.replicates import inspect_inputs, merge_replicate
+from mixmerge.search.sampler import propose
 from mixmerge.search.space import filled, points, slots
 
 FIGURES = ("harmful_rate", "harm_change", "win_rate")
@@ -98,9 +101,11 @@ class Search:
         refs = [m["model"] for m in recipe["models"]] + (
             [recipe["base"]] if "base" in recipe else []
         )
+        refs += self.config.references
         folders = [paths.folder(ref, self.seed, self.root) for ref in dict.fromkeys(refs)]
         described = {
-            "recipe": recipe,
+            # All but the budget: a search given more trials goes on from the ones it has.
+            "search": self.config.model_dump(exclude={"trials", "max_shard_bytes"}),
             "generation": self.settings.model_dump(),
             "judge": self.params.evaluation.judge.model_dump(),
             "dev": [r.id for r in self.dev],
@@ -109,7 +114,9 @@ class Search:
 
     def run(self) -> dict:
         found = slots(self.config.merge)
-        grid = points(found)[: self.config.trials]
+        grid = self.config.method == "grid"
+        planned = points(found)[: self.config.trials] if grid else []
+        total = len(planned) if grid else self.config.trials
         stamp = self._scored_with()
         lines = self.trials_file.read_text().splitlines() if self.trials_file.is_file() else []
         kept = [row for row in map(_row, lines) if row and row.get("scored_with") == stamp]
@@ -117,24 +124,42 @@ class Search:
             # Rows scored under other inputs, settings or prompts, or a line a kill cut short.
             remove(self.trials_file)
             self._append(kept)
-        done = {row["trial"]: row for row in kept}
+        done = {row["trial"]: row for row in kept if "trial" in row}
+        scored = {row["reference"]: row for row in kept if "reference" in row}
         base_texts, base_by_id = self._base()
-        for number, point in enumerate(grid):
-            if number not in done:
-                row = self._trial(number, found, point, base_texts, base_by_id) | {
-                    "scored_with": stamp
-                }
-                self._append([row])
-                done[number] = row
-        trials = [done[n] for n in range(len(grid))]
+        for ref in self.config.references:
+            if ref not in scored:
+                folder = paths.folder(ref, self.seed, self.root)
+                figures = self._score(ref, folder, base_texts, base_by_id)
+                scored[ref] = {"reference": ref, "dev": figures, "scored_with": stamp}
+                self._append([scored[ref]])
+        for number in range(total):
+            if number in done:
+                continue
+            if grid:
+                point, marks = planned[number], {}
+            else:
+                history = [done[k] for k in range(number)]
+                point, marks = propose(found, history, self.config.seed, self.config.population)
+            same = next((t for t in done.values() if t["point"] == point), None)
+            if same is not None:  # NSGA-II may draw a point twice: it is scored once
+                row = {k: v for k, v in same.items() if k in ("dev", "skipped")}
+                row = {"trial": number, "point": point, **row, "same_as": same["trial"]}
+            else:
+                row = self._trial(number, found, point, base_texts, base_by_id)
+            row |= {"scored_with": stamp} | ({"sampler": marks} if marks else {})
+            self._append([row])
+            done[number] = row
+        trials = [done[n] for n in range(total)]
         return {
             "method": self.config.method,
             "slots": [slot.name for slot in found],
-            "points": len(grid),
+            "points": total,
             "skipped": sum("skipped" in t for t in trials),
             "front_on": front_measure(trials),
             "front": pareto_front(trials, front_measure(trials)),
             "trials": trials,
+            "references": {ref: scored[ref]["dev"] for ref in self.config.references},
             "judge_usage": self.judge.usage(),
         }
 
@@ -174,15 +199,19 @@ class Search:
                 f"{self.name}-{number}", merge, self.seed, self.root, folder,
                 self.config.max_shard_bytes, weights, None,
             )  # fmt: skip
-            answers, _ = generations.generate(
-                f"search/{self.name}", folder, self.dev, self.settings, (),
-                self.params.trust_remote_code,
-            )  # fmt: skip
+            figures = self._score(f"search/{self.name}", folder, base_texts, base_by_id)
         finally:
             remove(folder)
+        return row | {"dev": figures}
+
+    def _score(self, model: str, folder: Path, base_texts, base_by_id) -> dict:
+        """A model's figures on dev: its answers, judged against the base's."""
+        answers, _ = generations.generate(
+            model, folder, self.dev, self.settings, (), self.params.trust_remote_code
+        )
         texts = [answer["text"] for answer in answers]
         judged = verdicts.judge_responses(self.judge, self.dev, texts, base_texts)
-        return row | {"dev": dev_figures(judged, base_by_id)}
+        return dev_figures(judged, base_by_id)
 
 
 def _row(line: str) -> dict | None:

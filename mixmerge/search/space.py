@@ -1,5 +1,6 @@
-"""A merge recipe's search space: the numbers of a recipe given as `{grid: [...]}`, each a slot
-with its key path, and the points of their product, each a recipe with every slot filled."""
+"""A merge recipe's search space: the numbers of a recipe given as `{grid: [...]}` or
+`{range: [low, high]}`, each a slot with its key path; the points of the grids' product; and a
+recipe with every slot filled from a point."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from mixmerge.config.searches import PAPER_GRID
 @dataclass(frozen=True)
 class Slot:
     path: tuple[str | int, ...]  # where the value goes in the recipe: ("models", 1, "weight")
-    values: tuple[float, ...]
+    values: tuple[float, ...] | None  # a grid's; None for a range
+    low: float | None = None
+    high: float | None = None
 
     @property
     def name(self) -> str:
@@ -22,16 +25,21 @@ class Slot:
 
 
 def slots(recipe: Any, path: tuple = ()) -> list[Slot]:
-    """Every `{grid: ...}` in the recipe, in the order they appear. Raises ValueError naming a
-    space that is empty or not a list of numbers."""
+    """Every `{grid: ...}` and `{range: ...}` in the recipe, in the order they appear. Raises
+    ValueError naming a space that is empty, not numbers, or a range whose low is not below
+    its high."""
     if isinstance(recipe, dict) and set(recipe) == {"grid"}:
         values = PAPER_GRID if recipe["grid"] == "paper" else recipe["grid"]
-        numbers = isinstance(values, (list, tuple)) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-        )
-        if not numbers or not values:
+        if not isinstance(values, (list, tuple)) or not values or not _numbers(values):
             raise ValueError(f"{_name(path)}: a grid is a non-empty list of numbers, or `paper`")
         return [Slot(path, tuple(float(v) for v in values))]
+    if isinstance(recipe, dict) and set(recipe) == {"range"}:
+        bounds = recipe["range"]
+        if not isinstance(bounds, list) or len(bounds) != 2 or not _numbers(bounds):
+            raise ValueError(f"{_name(path)}: a range is [low, high], two numbers")
+        if not bounds[0] < bounds[1]:
+            raise ValueError(f"{_name(path)}: the range {bounds} is empty: low must be below high")
+        return [Slot(path, None, float(bounds[0]), float(bounds[1]))]
     if isinstance(recipe, dict):
         return [s for key, value in recipe.items() for s in slots(value, (*path, key))]
     if isinstance(recipe, list):
@@ -39,8 +47,13 @@ def slots(recipe: Any, path: tuple = ()) -> list[Slot]:
     return []
 
 
+def _numbers(values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 def points(found: list[Slot]) -> list[dict[str, float]]:
-    """The grid's points, the first slot varying slowest: {slot name: value}."""
+    """The grid's points, the first slot varying slowest: {slot name: value}. Every slot must
+    be a grid."""
     return [
         {slot.name: value for slot, value in zip(found, values, strict=True)}
         for values in itertools.product(*(slot.values for slot in found))
