@@ -53,6 +53,10 @@ def test_the_smoke_search_scores_its_grid_on_dev(smoke):
     assert report["front"] and set(report["front"]) <= {0, 1, 2, 3}
     # Set against the mixtures it merges, scored on the same dev prompts.
     assert set(report["references"]) == {"sft/mix0", "sft/mix15", "sft/mix100"}
+    assert report["chosen"]["knee"]["trial"] in report["front"]
+    best = report["chosen"]["best"]
+    bar = report["references"]["sft/mix15"]["average"][report["front_on"]]
+    assert best is None or best["dev"]["average"][report["front_on"]] <= bar
     plot = json.loads((root / "reports/searches/sft_linear/trials.json").read_text())
     assert len(plot) == 4 + 3
 

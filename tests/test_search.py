@@ -9,7 +9,7 @@ import json
 import pytest
 
 from mixmerge.config import ParamsError, validate_params
-from mixmerge.search import pareto_front
+from mixmerge.search import chosen, pareto_front
 from mixmerge.search.space import filled, points, slots
 from tests.conftest import TINY, inside, tiny_evaluated
 
@@ -57,6 +57,9 @@ def test_validation_refuses_searches_that_cannot_run():
     empty = dict(RECIPE, models=[{"model": "base", "weight": {"grid": []}}, RECIPE["models"][1]])
     assert "a grid is a non-empty list" in problems(searched(empty))["searches.weights.merge"]
     raw = searched()
+    raw["searches"]["weights"]["choose_against"] = "base"
+    assert "must be one of the `references`" in problems(raw)["searches.weights"]
+    raw = searched()
     raw["searches"]["weights"]["references"] = ["dpo/mix15"]
     assert (
         "set against the base or sft/ models, not dpo/mix15"
@@ -88,6 +91,27 @@ def test_the_front_keeps_what_no_trial_beats_on_both_objectives():
               trial(6, None, 70)]  # fmt: skip
     # 3 is beaten by 2; 1 and 4 tie (neither beats the other); 6 has no harm figure.
     assert pareto_front(trials) == [0, 1, 2, 4]
+
+
+def test_the_best_point_clears_the_bar_and_the_knee_is_nearest_the_ideal():
+    def trial(number, harm_change, win_rate):
+        return {"trial": number, "point": {"w": number}, "dev": {"average": {
+            "harm_change": harm_change, "harmful_rate": None, "win_rate": win_rate}}}  # fmt: skip
+
+    # A front from safe and weak (0) to harmful and strong (3).
+    trials = [trial(0, -80, 30), trial(1, -60, 45), trial(2, -30, 48), trial(3, -10, 60)]
+    front = pareto_front(trials)
+    assert front == [0, 1, 2, 3]
+    bar = {"average": {"harm_change": -40, "win_rate": 50}}  # the 15 % mixture, say
+    picks = chosen(trials, front, "harm_change", bar)
+    # Trials 0 and 1 are no more harmful than the bar; 1 wins more.
+    assert picks["best"]["trial"] == 1
+    # Scaled to the front's range, trial 1 is 2/7 of the way from the best harm and 1/2 from
+    # the best win-rate: 0.33 from the ideal (squared), nearer than 0 (1.0), 2 (0.67) or 3 (1.0).
+    assert picks["knee"]["trial"] == 1
+    assert chosen(trials, front, "harm_change", None)["best"] is None
+    assert chosen(trials, front, "harm_change", {"average": {"harm_change": -90}})["best"] is None
+    assert chosen([], [], "harm_change", bar) == {"best": None, "knee": None}
 
 
 @pytest.fixture(scope="module")

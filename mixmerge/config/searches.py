@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
+from pydantic_core import PydanticCustomError
 
 from mixmerge.config.common import ModelRef, Strict
 
@@ -25,14 +26,31 @@ class SearchConfig(Strict):
       generations of `population`, towards a lower harmful rate and a higher win-rate on dev.
       Each draw is seeded by `seed` and the trial's number and made from the trials before it,
       so that the same seed gives the same trials, and a resumed search those an uninterrupted
-      one would have drawn."""
+      one would have drawn.
+
+    Two points are chosen from the front: `best`, the highest win-rate whose harm is no worse
+    than `choose_against`'s, and `knee`, the front's point nearest the ideal (both objectives
+    at their best on the front), each objective scaled to the front's range."""
 
     merge: dict[str, Any]
     method: Literal["grid", "nsga2"] = "grid"
     # Models scored on dev beside the trials, to set the front against (the mixtures): the
     # base, or models of the recipe's stage.
     references: list[ModelRef] = []
+    # The reference whose dev harm the `best` point may not exceed (the paper's bar: the 15 %
+    # mixture); without one, only the knee is chosen.
+    choose_against: ModelRef | None = None
     trials: PositiveInt
     seed: int = 0
     population: Annotated[int, Field(ge=2)] = 8
     max_shard_bytes: Annotated[int, Field(gt=0)] = 5 * 10**9
+
+    @model_validator(mode="after")
+    def _bar_is_scored(self) -> SearchConfig:
+        if self.choose_against is not None and self.choose_against not in self.references:
+            raise PydanticCustomError(
+                "choose_against",
+                "`choose_against` ({model}) must be one of the `references`, scored on dev",
+                {"model": self.choose_against},
+            )
+        return self

@@ -67,6 +67,41 @@ def front_measure(trials: Sequence[dict]) -> str:
     return "harm_change" if defined else "harmful_rate"
 
 
+def chosen(
+    trials: Sequence[dict], front: Sequence[int], harm: str, bar: dict | None
+) -> dict[str, dict | None]:
+    """The points a search picks: `best`, the highest win-rate among the trials whose `harm` is
+    no worse than the bar's figures (None without a bar, or when no trial clears it; ties go to
+    the lower harm, then the earlier trial), and `knee`, the front's point nearest the ideal in
+    objectives scaled to the front's range (None without a front)."""
+    by_number = {t["trial"]: t for t in trials}
+    on_front = [by_number[n] for n in front]
+    picks: dict[str, dict | None] = {"best": None, "knee": None}
+    if bar is not None and bar["average"][harm] is not None:
+        cleared = [t for t in on_front if _objectives(t, harm)[0] <= bar["average"][harm]]
+        if cleared:
+            picks["best"] = min(
+                cleared, key=lambda t: (-_objectives(t, harm)[1], _objectives(t, harm)[0])
+            )
+    if on_front:
+        harms, wins = zip(*(_objectives(t, harm) for t in on_front), strict=True)
+
+        def distance(t: dict) -> float:
+            h, w = _objectives(t, harm)
+            return _gap(h, min(harms), max(harms)) ** 2 + _gap(w, max(wins), min(wins)) ** 2
+
+        picks["knee"] = min(on_front, key=distance)
+    return {
+        name: None if t is None else {k: t[k] for k in ("trial", "point", "dev")}
+        for name, t in picks.items()
+    }
+
+
+def _gap(value: float, best: float, worst: float) -> float:
+    """How far `value` is from `best`, as a share of the way from `best` to `worst`."""
+    return (value - best) / (worst - best) if worst != best else 0.0
+
+
 def _objectives(trial: dict, harm: str) -> tuple:
     average = trial["dev"]["average"]
     return average[harm], average["win_rate"]
@@ -151,13 +186,18 @@ class Search:
             self._append([row])
             done[number] = row
         trials = [done[n] for n in range(total)]
+        measure = front_measure(trials)
+        front = pareto_front(trials, measure)
+        against = self.config.choose_against
+        bar = scored[against]["dev"] if against else None
         return {
             "method": self.config.method,
             "slots": [slot.name for slot in found],
             "points": total,
             "skipped": sum("skipped" in t for t in trials),
-            "front_on": front_measure(trials),
-            "front": pareto_front(trials, front_measure(trials)),
+            "front_on": measure,
+            "front": front,
+            "chosen": chosen(trials, front, measure, bar),
             "trials": trials,
             "references": {ref: scored[ref]["dev"] for ref in self.config.references},
             "judge_usage": self.judge.usage(),
