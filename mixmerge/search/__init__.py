@@ -1,7 +1,6 @@
 """Merge-weight search on the dev split: points of a recipe's space (the grid's, or drawn by
-NSGA-II in `sampler`) merged by the engine,
-its answers to the dev prompts judged against the base's, and the Pareto front of harm change
-(lower is better) against win-rate (higher is better).
+NSGA-II in `sampler`) merged by the engine, their answers to the dev prompts judged against the
+base's, and the Pareto front of harm change (lower is better) against win-rate (higher).
 
 The paper (Aakanksha et al., 2024, arXiv 2410.10801) chose each merge's weights from {0, 0.3,
 0.5, 0.7, 1} per model without saying on which prompts; here the choice is made on dev, which

@@ -180,8 +180,8 @@ def to_record(
 
     if language is None:
         raw = str(cell(row.values, columns.language)).strip()
-        language = config.language_values.get(raw, raw.lower())
-        if language not in ISO_639_1:
+        language = language_code(config, raw)
+        if language is None:
             raise Skip(f"unknown language {raw!r}")
     prompt = value(columns.prompt, "user")
     if prompt is None:
@@ -210,6 +210,13 @@ def to_record(
         rejected=rejected,
         reference=value(columns.reference, "user"),
     )
+
+
+def language_code(config: HubSourceConfig | FileSourceConfig, raw: str) -> str | None:
+    """The ISO 639-1 code a language column's value names (through `language_values`, else
+    the value itself, any case), or None."""
+    code = config.language_values.get(raw, raw.lower())
+    return code if code in ISO_639_1 else None
 
 
 def cell(values: dict, column: str) -> Any:
@@ -388,8 +395,11 @@ def _language_problems(
     codes: Counter = Counter()
     unknown: Counter = Counter()
     for raw, n in seen.items():
-        code = config.language_values.get(raw, raw.lower())
-        (codes if code in ISO_639_1 else unknown)[code if code in ISO_639_1 else raw] += n
+        code = language_code(config, raw)
+        if code is None:
+            unknown[raw] += n
+        else:
+            codes[code] += n
     problems = []
     absent = [code for code in wanted if not codes[code]]
     if absent:
