@@ -37,7 +37,8 @@ REPORT = Path("reports/report.md")
 SUMMARY = Path("reports/summary.json")
 FIGURES = Path("reports/figures")
 # search@<name>: the trials file and the base's dev answers (kept between runs, to resume), the
-# report (trials, front) and the plot of every trial's dev figures.
+# report (trials, front, chosen points) and the plot of every trial's dev figures; the points it
+# chooses are merges, models/merge/<name>-<point>, evaluated by `evaluate-chosen@<name>`.
 SEARCHES = Path("searches")
 SEARCH_REPORTS = Path("reports/searches")
 PLOTS = Path("reports/plots")
@@ -46,6 +47,8 @@ BASE = "base"
 KINDS = ("sft", "dpo", "merge")
 # The params table that declares the models of each kind.
 TABLES = {"sft": "sft", "dpo": "dpo", "merge": "merges"}
+# The points a search chooses from its front, each written as the merge `<search>-<point>`.
+CHOSEN_POINTS = ("best", "knee")
 # A mixture's file for each form its runs train on.
 FORM_FILES = {"sft": "sft.jsonl", "preference": "preference.jsonl"}
 
@@ -61,8 +64,12 @@ class ModelRef(NamedTuple):
 
     @property
     def stage(self) -> str:
-        """The `dvc.yaml` stage that makes it (`sft/x` is made by `sft@x`)."""
-        return BASE if self.kind == BASE else f"{self.kind}@{self.name}"
+        """The `dvc.yaml` stage that makes it (`sft/x` is made by `sft@x`, a search's chosen
+        point `merge/s-best` by `search@s`)."""
+        if self.kind == BASE:
+            return BASE
+        search = chosen_by(self.name) if self.kind == "merge" else None
+        return f"search@{search}" if search else f"{self.kind}@{self.name}"
 
     @property
     def producer(self) -> str:
@@ -84,6 +91,25 @@ def parse(ref: str) -> ModelRef:
     if kind not in KINDS or not name or "/" in name:
         raise ValueError(f"{ref!r} is not base, sft/RUN, dpo/RUN or merge/MERGE")
     return ModelRef(kind, name)
+
+
+def chosen_merge(search: str, point: str) -> str:
+    """The merge that search `search` writes for its chosen `point` (`sft_linear-best`)."""
+    return f"{search}-{point}"
+
+
+def chosen_refs(searches: Sequence[str]) -> set[str]:
+    """The merges that searches `searches` choose: `merge/<search>-<point>` for each point."""
+    return {ref("merge", chosen_merge(s, point)) for s in searches for point in CHOSEN_POINTS}
+
+
+def chosen_by(merge: str) -> str | None:
+    """The search whose chosen point merge `merge` is, or None for a merge of `merges`: a
+    merge's name may not end in a point's suffix, so that the name alone tells them apart."""
+    for point in CHOSEN_POINTS:
+        if merge.endswith(f"-{point}") and len(merge) > len(point) + 1:
+            return merge.removesuffix(f"-{point}")
+    return None
 
 
 def producer(ref: str) -> str:
@@ -164,7 +190,16 @@ def stage_outputs(stage: str) -> list[Path]:
     metrics and plots, as `dvc.yaml` must declare them."""
     group, _, key = stage.partition("@")
     if group == "search":
-        return [SEARCHES / key, SEARCH_REPORTS / f"{key}.json", SEARCH_REPORTS / key]
+        chosen = [chosen_merge(key, point) for point in CHOSEN_POINTS]
+        return [SEARCHES / key, SEARCH_REPORTS / f"{key}.json", SEARCH_REPORTS / key] + [
+            path for name in chosen for path in stage_outputs(f"merge@{name}")
+        ]
+    if group == "evaluate-chosen":
+        return [
+            path
+            for point in CHOSEN_POINTS
+            for path in evaluation(f"merge/{chosen_merge(key, point)}").values()
+        ]
     if group in ("translate", "synthesize"):
         return [GENERATED / group / key, generated_report(group, key)]
     if group == "prepare":

@@ -7,6 +7,7 @@ code 2 and writes nothing. Heavy libraries are imported inside the commands that
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -52,8 +53,8 @@ def _fail(error: Exception | str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _check_named(table: dict, name: str, what: str, params: Path) -> None:
-    """Exit 2 when `name` is not in the params table `table` holding `what`s."""
+def _check_named(table: Iterable[str], name: str, what: str, params: Path) -> None:
+    """Exit 2 when `name` is not in the params table `table` holding `what`s (its names)."""
     if name not in table:
         raise _fail(f"no {what} {name!r} in {params}{did_you_mean(name, table)}", 2)
 
@@ -275,7 +276,9 @@ def evaluate(
         raise _fail(error, 2) from None
     if ref.kind != paths.BASE:
         what = {"merge": "merge"}.get(ref.kind, f"{ref.kind} run")
-        _check_named(getattr(loaded, paths.TABLES[ref.kind]), ref.name, what, params)
+        # The merges' names are those of `merges` and of the points each search chooses.
+        kind_refs = sorted(m for m in loaded.model_refs if m.startswith(f"{ref.kind}/"))
+        _check_named([paths.parse(m).name for m in kind_refs], ref.name, what, params)
     from stages import evaluate as stage
 
     result = _run_stage(stage.run, loaded, model)
@@ -299,20 +302,26 @@ def search(
     """Score every point of a merge recipe's space on the dev split (the paper's grid of
     weights, or your own): each merged by the engine from the first training seed's models,
     its answers to the dev prompts judged against the base's. Resumes where a killed search
-    stopped.
+    stopped. Then merges the two points it chooses from the front, for every training seed:
+    `best` (the highest dev win-rate whose dev harm is no worse than `choose_against`'s) and
+    `knee`.
 
     Writes searches/NAME/ (the trials, kept to resume), reports/searches/NAME.json (every
-    trial's dev figures per language, the Pareto front of harm change against win-rate) and
-    reports/searches/NAME/trials.json (a DVC plot).
+    trial's dev figures per language, the Pareto front of harm change against win-rate, the
+    chosen points), reports/searches/NAME/trials.json (a DVC plot), and the merges
+    models/merge/NAME-best and NAME-knee with their reports/merges/ diagnostics. Judge them on
+    eval with `mixmerge evaluate merge/NAME-best`.
     """
     loaded = _load(params)
     _check_named(loaded.searches, name, "search", params)
     from stages import search as stage
 
     report = _run_stage(stage.run, loaded, name)
+    picks = ", ".join(f"{point} trial {t['trial']}" for point, t in report["chosen"].items())
     typer.echo(
-        f"{name}: {report['points'] - report['skipped']} points scored on dev "
-        f"({report['skipped']} skipped); front: trials {report['front']}"
+        f"{name}: {report['scored']} merges scored on dev ({report['same_merges']} points the "
+        f"same merge as an earlier one's, {report['skipped']} refused); front: trials "
+        f"{report['front']}; chosen: {picks}"
     )
 
 

@@ -1,5 +1,6 @@
-"""Stage `search@<name>`: score every point of a merge recipe's space on the dev split, and
-write the trials, the Pareto front of harm change against win-rate, and a plot of them."""
+"""Stage `search@<name>`: score every point of a merge recipe's space on the dev split, write
+the trials, the Pareto front of harm change against win-rate and a plot of them, and merge the
+points it chooses, for every training seed, as the merges `<name>-best` and `<name>-knee`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from mixmerge.config import StudyConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, write_json
 from mixmerge.judging import make_judge
+from mixmerge.merging.replicates import write_merge
 from mixmerge.search import Search
 
 
@@ -18,7 +20,14 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
         raise StageError("params have no `evaluation` section: a search judges like one")
     judge = make_judge(params.evaluation.judge)
     trials_file = root / paths.SEARCHES / name / "trials.jsonl"
-    report = Search(params, name, root, judge, trials_file).run()
+    search = Search(params, name, root, judge, trials_file)
+    report = search.run()
+    for point, trial in report["chosen"].items():
+        merge = search.recipe(trial["point"], diagnostics=True)
+        write_merge(
+            paths.chosen_merge(name, point), merge, params.seeds, root,
+            params.searches[name].max_shard_bytes,
+        )  # fmt: skip
     on_front = set(report["front"])
     plot = [
         {"name": f"trial {t['trial']}", **t["dev"]["average"], "front": t["trial"] in on_front}

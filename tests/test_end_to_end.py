@@ -40,6 +40,7 @@ def test_the_smoke_study_runs_every_stage_and_ends_in_the_report(smoke):
             assert f"{kind}@{name}" in ran and f"evaluate-{kind}@{name}" in ran
     assert {"prepare", "base", "evaluate-base", "report"} <= ran
     assert {f"search@{name}" for name in params["searches"]} <= ran
+    assert {f"evaluate-chosen@{name}" for name in params["searches"]} <= ran
     print(f"smoke study: {len(ran)} stages in {seconds:.0f} s")
 
 
@@ -56,9 +57,14 @@ def test_the_smoke_search_scores_its_grid_on_dev(smoke):
     assert report["chosen"]["knee"]["trial"] in report["front"]
     best = report["chosen"]["best"]
     bar = report["references"]["sft/mix15"]["average"][report["front_on"]]
-    assert best is None or best["dev"]["average"][report["front_on"]] <= bar
+    assert (best["dev"]["average"][report["front_on"]] <= bar) == best["clears_bar"]
     plot = json.loads((root / "reports/searches/sft_linear/trials.json").read_text())
     assert len(plot) == 4 + 3
+    # The chosen points, merged for every seed and judged on eval like any merge.
+    seeds = yaml.safe_load((root / "params.yaml").read_text())["seeds"]
+    for point in ("best", "knee"):
+        judged = json.loads((root / f"reports/eval/merge/sft_linear-{point}.json").read_text())
+        assert judged["replicates"] == [f"seed-{s}" for s in seeds]
 
 
 def test_the_report_holds_every_table_with_numbers_and_no_nan(smoke):
@@ -73,6 +79,8 @@ def test_the_report_holds_every_table_with_numbers_and_no_nan(smoke):
         "Per language: win rate, DPO",
         "Over-refusal on benign look-alikes",
         "Linear ablation over the weight of sft/mix100",
+        "Search sft_linear: weights chosen on dev, judged on eval",
+        "Table 1's rows with searched weights",
     ):
         assert re.search(rf"^## {re.escape(section)}", report, re.M), section
     assert not re.search(r"\bnan\b", report, re.IGNORECASE)
@@ -81,8 +89,14 @@ def test_the_report_holds_every_table_with_numbers_and_no_nan(smoke):
     assert len(re.findall(rows, table1, re.M)) == 7
     for figure in re.findall(r"\]\((figures/[^)]+)\)", report):
         assert (root / "reports" / figure).stat().st_size > 1000, figure
+    search = report.split("## Search sft_linear")[1].split("\n## ")[0]
+    chosen = r"^\| (best|knee)[^|]*\| `merge/sft_linear-(best|knee)`"
+    assert len(re.findall(chosen, search, re.M)) == 2
     summary = json.loads((root / "reports" / "summary.json").read_text())
     assert summary["claims_tested"] == 4
+    # The Linear claim, again on the weights the search chose.
+    assert list(summary["searched_claims"]) == [next(iter(summary["claims"]))]
+    assert set(summary["searches"]["sft_linear"]) == {"best", "knee"}
     linear = summary["objective"]["Linear sft"]
     assert set(linear) == {
         "harm_change", "win_rate", "harm_change_vs_baseline", "win_rate_vs_baseline"

@@ -54,7 +54,12 @@ def test_the_paper_profiles_validate_and_dvc_reads_their_whole_dag(profile, tmp_
     assert "valid" in run_in(["mixmerge", "validate"], repo)
     stages = run_in(["dvc", "stage", "list", "--name-only"], repo).split()
     assert {"translate@ultrafeedback", "synthesize@safety", "prepare"} <= set(stages)
-    assert len([s for s in stages if s.startswith("evaluate-")]) == 9 + 4 + 14 + 1
+    # The paper's grid search of the Linear, SLERP and TIES merges at both stages.
+    searches = [f"search@{stage}_{method}" for stage in ("sft", "dpo")
+                for method in ("linear", "slerp", "ties")]  # fmt: skip
+    assert set(searches) <= set(stages)
+    # Every run, merge and chosen point is judged, and the base.
+    assert len([s for s in stages if s.startswith("evaluate-")]) == 9 + 4 + 14 + 6 + 1
 
 
 # --- stand-ins for the hub datasets -----------------------------------------------------------
@@ -212,13 +217,14 @@ def test_the_synthesis_keeps_judged_pairs_and_counts_what_it_drops(paper_data):
     repo, _, _, _ = paper_data
     synthesis = report(repo, "synthesize/safety")
     languages = list(SPLITS)
-    # A fifth of each language's ten seeds is held out for eval; each seed is rephrased once.
-    assert synthesis["seeds"] == dict.fromkeys(languages, 8)
-    assert synthesis["prompts"] == dict.fromkeys(languages, 16)
+    # Of each language's ten prompts, two are held out for eval and one for dev; each seed is
+    # rephrased once.
+    assert synthesis["seeds"] == dict.fromkeys(languages, 7)
+    assert synthesis["prompts"] == dict.fromkeys(languages, 14)
     # The server refuses to write one harmful answer in four: those prompts are dropped.
     dropped = sum(reasons.get(NOT_HARMFUL, 0) for reasons in synthesis["dropped"].values())
     kept = sum(synthesis["kept"].values())
-    assert dropped > 0 and kept > 0 and kept + dropped == 6 * 16
+    assert dropped > 0 and kept > 0 and kept + dropped == 6 * 14
     assert all(synthesis["kept"][code] > 0 for code in languages)
     usage = synthesis["usage"]
     assert usage["safe"]["requests"] > 0 and usage["judge"]["completion_tokens"] > 0
@@ -239,8 +245,9 @@ def test_no_seed_of_the_synthesis_is_judged_on(paper_data):
     }
     held_out = {
         r["id"]
+        for split in ("eval", "dev")
         for code in SPLITS
-        for r in read_jsonl(repo / f"data/prepared/eval/{code}/safety.jsonl")
+        for r in read_jsonl(repo / f"data/prepared/{split}/{code}/safety.jsonl")
     }
     assert seeds and held_out and not seeds & held_out
 
@@ -255,7 +262,9 @@ def test_prepare_trains_on_the_synthesized_and_translated_data_and_judges_the_pu
         assert counts["train"][code]["safety"] > 0
         assert counts["train"][code]["general"] > 0
         assert counts["eval"][code]["safety"] == 2
-        assert counts["eval"][code]["general"] == 3  # Dolly-200, one config per language
+        # Dolly-200, one config per language: a quarter (here one prompt of three) for dev.
+        assert counts["eval"][code]["general"] == 2
+        assert counts["dev"][code] == {"safety": 1, "general": 1}
     assert counts["eval"]["en"]["benign"] == xstest_safe  # XSTest's rows labelled safe
     pairs = read_jsonl(repo / "data/prepared/train/hi/safety.jsonl")
     assert all(r["chosen"] and r["rejected"] and r["response"] == r["chosen"] for r in pairs)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from mixmerge.config import ParamsError, validate_params
 from mixmerge.search import chosen, pareto_front
 from mixmerge.search.space import filled, points, slots
+from stages import evaluate
 from tests.conftest import TINY, inside, tiny_evaluated
 
 GRID = [0.0, 1.0]
@@ -26,7 +28,8 @@ def searched(recipe=RECIPE, trials=4, dev=True) -> dict:
     raw = tiny_evaluated()
     if dev:
         raw["data"]["sources"]["world"]["dev"] = {"general": 4, "safety": 4}
-    raw["searches"] = {"weights": {"merge": recipe, "trials": trials, "references": ["sft/mix15"]}}
+    raw["searches"] = {"weights": {"merge": recipe, "trials": trials, "references": ["sft/mix15"],
+                                   "choose_against": "sft/mix15"}}  # fmt: skip
     return raw
 
 
@@ -50,6 +53,28 @@ def test_the_grid_is_the_product_of_the_slots_the_first_varying_slowest():
     assert filled(recipe, found, grid[1]) == {
         "models": [{"weight": 0.0}, {"weight": 0.8}], "parameters": {"density": 0.5}
     }  # fmt: skip
+    # A gradient (a list over layer depth) may hold spaces too: each of its numbers is a slot.
+    gradient = {"models": [{"weight": [{"grid": [0.0, 1.0]}, 0.5, {"grid": [0.2]}]}]}
+    found = slots(gradient)
+    assert [s.name for s in found] == ["models.[0].weight.[0]", "models.[0].weight.[2]"]
+    assert [filled(gradient, found, p)["models"][0]["weight"] for p in points(found)] == [
+        [0.0, 0.5, 0.2], [1.0, 0.5, 0.2]
+    ]  # fmt: skip
+
+
+def test_a_gradient_of_weights_is_searched_as_a_gradient():
+    from mixmerge.config.merges import MergeConfig
+
+    recipe = dict(RECIPE, models=[
+        {"model": "base", "weight": [{"grid": [0.2, 0.8]}, {"grid": [0.2, 0.8]}]},
+        {"model": "sft/mix15", "weight": 0.5},
+    ])  # fmt: skip
+    params = validate_params(searched(recipe, trials=4))
+    found = slots(params.searches["weights"].merge)
+    assert len(points(found)) == 4
+    point = filled(params.searches["weights"].merge, found, points(found)[1])
+    merge = MergeConfig.model_validate(point, context={"models": params.model_refs})
+    assert merge.models[0].weight == [0.2, 0.8]  # from 0.2 at the first layer to 0.8 at the last
 
 
 def test_validation_refuses_searches_that_cannot_run():
@@ -59,8 +84,14 @@ def test_validation_refuses_searches_that_cannot_run():
     raw = searched()
     raw["searches"]["weights"]["choose_against"] = "base"
     assert "must be one of the `references`" in problems(raw)["searches.weights"]
+    del raw["searches"]["weights"]["choose_against"]
+    assert "required" in problems(raw)["searches.weights.choose_against"]
     raw = searched()
-    raw["searches"]["weights"]["references"] = ["dpo/mix15"]
+    raw["merges"] = {"mine-best": {"method": "linear", "stage": "sft", "models": [
+        {"model": "sft/mix15"}, {"model": "base"}]}}  # fmt: skip
+    assert "may not end in -best, -knee" in problems(raw)["merges.mine-best"]
+    raw = searched()
+    raw["searches"]["weights"] |= {"references": ["dpo/mix15"], "choose_against": "dpo/mix15"}
     assert (
         "set against the base or sft/ models, not dpo/mix15"
         in problems(raw)["searches.weights.references"]
@@ -109,9 +140,60 @@ def test_the_best_point_clears_the_bar_and_the_knee_is_nearest_the_ideal():
     # Scaled to the front's range, trial 1 is 2/7 of the way from the best harm and 1/2 from
     # the best win-rate: 0.33 from the ideal (squared), nearer than 0 (1.0), 2 (0.67) or 3 (1.0).
     assert picks["knee"]["trial"] == 1
-    assert chosen(trials, front, "harm_change", None)["best"] is None
-    assert chosen(trials, front, "harm_change", {"average": {"harm_change": -90}})["best"] is None
-    assert chosen([], [], "harm_change", bar) == {"best": None, "knee": None}
+    assert picks["best"]["clears_bar"] and "clears_bar" not in picks["knee"]
+    # No point clears a bar lower than every point's harm: the best is the least harmful.
+    unreached = chosen(trials, front, "harm_change", {"average": {"harm_change": -90}})
+    assert unreached["best"]["trial"] == 0 and unreached["best"]["clears_bar"] is False
+    assert chosen([], [], "harm_change", bar) == {}
+
+
+def test_points_whose_weights_are_in_proportion_are_one_merge_where_the_method_normalizes():
+    from mixmerge.config.merges import MergeConfig
+    from mixmerge.merging.recipe import canonical
+
+    def form(method, weights, **extra):
+        models = [{"model": "sft/a", "weight": w} for w in weights[:1]] + [
+            {"model": "sft/b", "weight": w} for w in weights[1:]
+        ]
+        recipe = {"method": method, "stage": "sft", "models": models, **extra}
+        return canonical(MergeConfig.model_validate(recipe))
+
+    assert form("linear", [0.3, 0.3]) == form("linear", [0.5, 0.5]) == form("linear", [1, 1])
+    assert form("linear", [0.3, 0.7]) != form("linear", [0.5, 0.5])
+    assert form("ties", [0.7, 0.3], base="base") == form("ties", [1.4, 0.6], base="base")
+    # Task arithmetic adds its weighted task vectors without dividing: scale matters.
+    assert form("task_arithmetic", [0.5, 0.5], base="base") != form(
+        "task_arithmetic", [1, 1], base="base"
+    )
+    # So it does when a normalizing method is told not to, and a gradient is left as given.
+    off = {"parameters": {"normalize": False}}
+    assert form("linear", [0.5, 0.5], **off) != form("linear", [1, 1], **off)
+    assert form("linear", [[0.2, 0.4], 1.0])["models"][0]["weight"] == [0.2, 0.4]
+
+
+def test_the_merges_a_canonical_form_calls_one_are_one_to_float_precision():
+    import torch
+
+    from mixmerge.merging import methods
+    from mixmerge.merging.registry import METHODS
+
+    torch.manual_seed(0)
+    tensors, base = torch.randn(2, 1000), torch.randn(1000)
+
+    def linear(weights):
+        return torch.cat(list(methods.linear(tensors, weights, normalize=True)))
+
+    def ties(weights):
+        merged = methods.task_vector(
+            METHODS["ties"], tensors, base, weights, [0.5, 0.5], [0.0, 0.0], normalize=True,
+            rescale=False, scale=1.0, generators=[torch.Generator(), torch.Generator()],
+        )  # fmt: skip
+        return torch.cat(list(merged))
+
+    assert torch.allclose(linear([0.3, 0.3]), linear([1.0, 1.0]), atol=1e-6)
+    assert torch.allclose(ties([0.7, 0.3]), ties([1.4, 0.6]), atol=1e-6)
+    assert torch.allclose(ties([0.0, 0.5]), ties([0.0, 1.0]), atol=1e-6)
+    assert not torch.allclose(linear([0.3, 0.7]), linear([0.5, 0.5]), atol=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +250,19 @@ def test_a_search_scores_every_point_on_dev_and_resumes_where_it_stopped(
     assert trials[1]["dev"] == report["references"]["sft/mix15"]
     plot = json.loads((root / "reports/searches/weights/trials.json").read_text())
     assert [row["name"] for row in plot] == ["trial 1", "trial 2", "trial 3", "sft/mix15"]
+    # The chosen points are merges like any other, of every seed: merge/weights-best and
+    # merge/weights-knee, with their recipe and diagnostics, judged on eval.
+    for point in ("best", "knee"):
+        recipe = yaml.safe_load(
+            (root / f"models/merge/weights-{point}/seed-0/merge.yaml").read_text()
+        )
+        weights = [m["weight"] for m in recipe["models"]]
+        assert weights == list(report["chosen"][point]["point"].values())
+        assert (root / f"reports/merges/weights-{point}.json").is_file()
+    with inside(root):
+        evaluate.run(params, "base")
+        judged = evaluate.run(params, "merge/weights-best")
+    assert judged["replicates"] == ["seed-0"] and judged["prompts"]["safety"] > 0
 
     # A rerun scores nothing again; a search killed in its third trial scores the rest.
     again, merged = run_search(root, params, monkeypatch)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from mixmerge.config.common import ModelRef, Strict
 from mixmerge.config.evaluation import BootstrapConfig
@@ -40,4 +41,18 @@ class ReportConfig(Strict):
     language: ComparisonConfig | None = None
     order: ComparisonConfig | None = None
     ablation: AblationConfig | None = None
+    # Rows of Table 1 again, with the weights a search chose (`merge/<search>-best`) in place
+    # of the fixed ones: the paper's claims about those rows are checked on them too.
+    searched: dict[str, ByStageConfig] = {}
     bootstrap: BootstrapConfig = BootstrapConfig()
+
+    @model_validator(mode="after")
+    def _searched_rows_are_table_rows(self) -> ReportConfig:
+        strangers = sorted(set(self.searched) - set(self.objective))
+        if strangers:
+            raise PydanticCustomError(
+                "searched",
+                "`searched` rows stand for rows of `objective`, which has no {labels}",
+                {"labels": ", ".join(strangers)},
+            )
+        return self

@@ -29,8 +29,11 @@ class SearchConfig(Strict):
       one would have drawn.
 
     Two points are chosen from the front: `best`, the highest win-rate whose harm is no worse
-    than `choose_against`'s, and `knee`, the front's point nearest the ideal (both objectives
-    at their best on the front), each objective scaled to the front's range."""
+    than `choose_against`'s (the lowest harm, flagged, when no point clears it), and `knee`,
+    the front's point nearest the ideal (both objectives at their best on the front), each
+    objective scaled to the front's range. The stage merges both, for every training seed, as
+    the merges `<name>-best` and `<name>-knee` (models/merge/), which `evaluate-chosen@<name>`
+    judges on eval like any merge."""
 
     merge: dict[str, Any]
     method: Literal["grid", "nsga2"] = "grid"
@@ -38,8 +41,8 @@ class SearchConfig(Strict):
     # base, or models of the recipe's stage.
     references: list[ModelRef] = []
     # The reference whose dev harm the `best` point may not exceed (the paper's bar: the 15 %
-    # mixture); without one, only the knee is chosen.
-    choose_against: ModelRef | None = None
+    # mixture).
+    choose_against: ModelRef
     trials: PositiveInt
     seed: int = 0
     population: Annotated[int, Field(ge=2)] = 8
@@ -47,7 +50,7 @@ class SearchConfig(Strict):
 
     @model_validator(mode="after")
     def _bar_is_scored(self) -> SearchConfig:
-        if self.choose_against is not None and self.choose_against not in self.references:
+        if self.choose_against not in self.references:
             raise PydanticCustomError(
                 "choose_against",
                 "`choose_against` ({model}) must be one of the `references`, scored on dev",

@@ -76,9 +76,11 @@ class StudyConfig(Strict):
 
     @property
     def model_refs(self) -> set[str]:
-        """Every model of the study: the base, and each run and merge (`sft/x`, `merge/y`)."""
+        """Every model of the study: the base, each run and merge (`sft/x`, `merge/y`), and
+        the merges each search chooses (`merge/<search>-best`)."""
         tables = paths.TABLES.items()
-        return {paths.BASE} | {paths.ref(k, n) for k, key in tables for n in getattr(self, key)}
+        declared = {paths.ref(k, n) for k, key in tables for n in getattr(self, key)}
+        return {paths.BASE} | declared | paths.chosen_refs(list(self.searches))
 
     def mixture_languages(self, name: str) -> list[str]:
         return self.mixtures[name].languages or self.languages
@@ -273,9 +275,11 @@ def _context(raw: Mapping) -> dict:
     whose table is itself malformed is skipped: that table gets its own error."""
     languages = raw.get("languages")
     tables_ok = all(isinstance(raw.get(key, {}), Mapping) for key in paths.TABLES.values())
+    tables_ok = tables_ok and isinstance(raw.get("searches", {}), Mapping)
     models = {paths.BASE} | {
         paths.ref(kind, name) for kind, key in paths.TABLES.items() for name in _table(raw, key)
     }
+    models |= paths.chosen_refs([str(name) for name in _table(raw, "searches")])
     mixtures_ok = isinstance(raw.get("mixtures", {}), Mapping)
     sources = _table(_table(raw, "data"), "sources")
     return {
@@ -342,13 +346,22 @@ def _cycles(raw: Mapping) -> list[Problem]:
 
 
 def _search_problems(params: StudyConfig) -> list[Problem]:
-    """A search needs a space no larger than its budget, points its merge method accepts, and
-    dev prompts to score them on, harmful and general, in every language."""
+    """No merge may take the name of a search's chosen point. A search needs a space no larger
+    than its budget, points its merge method accepts, and dev prompts to score them on,
+    harmful and general, in every language."""
+    problems = [
+        Problem(
+            f"merges.{name}",
+            f"a merge's name may not end in {', '.join('-' + p for p in paths.CHOSEN_POINTS)}: "
+            "`<search>-<point>` names a merge that `search@<search>` chooses",
+        )
+        for name in params.merges
+        if paths.chosen_by(name)
+    ]
+    if not params.searches:
+        return problems
     from mixmerge.search.space import filled, points, slots
 
-    if not params.searches:
-        return []
-    problems = []
     for name, search in params.searches.items():
         where = f"searches.{name}"
         try:

@@ -74,3 +74,25 @@ def mergekit_config(merge: MergeConfig, paths: dict[str, Path], input_dtype: str
     config["dtype"] = "float32"
     config["out_dtype"] = merge.out_dtype or MERGEKIT_DTYPES[input_dtype]
     return config
+
+
+def canonical(merge: MergeConfig) -> dict:
+    """The recipe in the form two recipes that merge the same model share: where the method
+    divides by the sum of the weights (`normalize`), weights that are plain numbers are scaled
+    to sum to one, so that (0.3, 0.3) and (0.5, 0.5), which the paper's grid over each model's
+    weight holds four times over, are one merge."""
+    method = METHODS[merge.method]
+    form = merge.model_dump(by_alias=True, exclude_none=True)
+    given = merge_settings(merge)
+    normalize = given.get("normalize", method.merge_parameters.get("normalize", False))
+    if "weight" not in method.model_parameters or not normalize:
+        return form
+    default = given.get("weight", method.model_parameters["weight"])
+    weights = [m.get("weight", default) for m in form["models"]]
+    total = sum(weights) if all(isinstance(w, float | int) for w in weights) else 0
+    if abs(total) < 1e-12:  # gradients or rules, or weights the merge refuses
+        return form
+    for model, weight in zip(form["models"], weights, strict=True):
+        model["weight"] = round(weight / total, 12)
+    form["parameters"].pop("weight", None)
+    return form

@@ -13,7 +13,7 @@ import yaml
 from mixmerge import paths
 from mixmerge.config.merges import MergeConfig
 from mixmerge.core.errors import StageError
-from mixmerge.core.io import write_json
+from mixmerge.core.io import atomic_path, write_json
 from mixmerge.core.model_folder import companion_files
 from mixmerge.merging import engine, recipe
 from mixmerge.merging.diagnostics import Interference
@@ -95,6 +95,44 @@ def merge_replicate(
     diagnostics = interference.report()
     write_json(folder / "diagnostics.json", diagnostics)
     return diagnostics
+
+
+def write_merge(
+    name: str, merge: MergeConfig, seeds: list[int], root: Path, max_shard_bytes: int
+) -> dict:
+    """Merge `name`, every replicate of it (models/merge/<name>/seed-<s>), and its diagnostics
+    by seed (reports/merges/): what `merge@<name>` makes, and a search for each point it
+    chooses. Every input of every seed is checked against its headers, and the models against
+    each other, before anything is written: a bad input leaves no output at all."""
+    missing = [
+        (ref, paths.folder(ref, seed, root))
+        for ref in inputs_of(merge)
+        for seed in seeds
+        if not paths.folder(ref, seed, root).is_dir()
+    ]
+    if missing:
+        ref, folder = missing[0]
+        raise StageError(f"no model at {folder}: run {paths.producer(ref)} first")
+    inputs = {seed: inspect_inputs(merge, seed, root) for seed in seeds}
+    summary = {"method": merge.method, "stage": merge.stage, "seeds": {}}
+    layers = {}
+    # Every replicate or none: a merge that fails for one seed leaves no folder at all.
+    with atomic_path(root / paths.MODELS / "merge" / name) as folder:
+        folder.mkdir()
+        for seed in seeds:
+            replicate = paths.seed_folder(seed)
+            diagnostics = merge_replicate(
+                name, merge, seed, root, folder / replicate, max_shard_bytes, *inputs[seed]
+            )
+            # Without diagnostics the reports stay, empty, as DVC declares them.
+            summary["seeds"][replicate] = diagnostics["overall"] if diagnostics else {}
+            layers[replicate] = layer_rows(diagnostics) if diagnostics else []
+    with atomic_path(root / paths.MERGE_REPORTS / name) as tmp:
+        for replicate, rows in layers.items():
+            write_json(tmp / f"{replicate}.json", rows)
+    with atomic_path(paths.merge_report(name, root)) as tmp:
+        write_json(tmp, summary)
+    return summary
 
 
 def layer_rows(diagnostics: dict) -> list[dict]:

@@ -4,13 +4,15 @@ reports/figures/ and reports/plots/).
 
 `write_report` builds it in parts, each a section of report.md and its share of the summary:
 Table 1 and the comparisons (`tables`), the per-language tables with their figures and plot
-data, the trade-off of every model, the weight ablation, the merge diagnostics, and the claims
-(`claims`), which read the summary the parts wrote.
+data, the trade-off of every model, the weight ablation, the merge diagnostics, a section per
+search (`searches`), and the claims (`claims`), which read the summary the parts wrote: on
+Table 1, then on its rows with searched weights.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from mixmerge import paths
@@ -18,7 +20,7 @@ from mixmerge.config import StudyConfig
 from mixmerge.config.report import ReportConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, remove, write_json
-from mixmerge.reporting import claims, plots, tables
+from mixmerge.reporting import claims, plots, searches, tables
 from mixmerge.reporting.results import Results
 
 PAPER = """The paper's Table 1 (Aakanksha et al., 2024; as reported in secondary sources):
@@ -60,13 +62,25 @@ def build(params: StudyConfig, root: Path = paths.ROOT) -> tuple[dict, str]:
         plots.ablation(summary["ablation"], spec.ablation.model, figures / "ablation.png")
         write_json(plot_data / "ablation.json", summary["ablation"])
     diagnosed = merge_diagnostics(spec, root, figures)
+    for name in params.searches:
+        summary.setdefault("searches", {})[name], text = searches.search_section(
+            results, params, name, root, figures
+        )
+        sections.append((f"Search {name}: weights chosen on dev, judged on eval", text))
 
     verdicts = [claims.verdict(c, summary) for c in claims.CLAIMS]
     summary["claims"] = {v["claim"]: v["verdict"] for v in verdicts}
     tested = [v for v in verdicts if v["verdict"] != "not tested"]
     summary["claims_supported"] = sum(v["verdict"] == "supported" for v in tested)
     summary["claims_tested"] = len(tested)
-    return summary, render(params, sections, verdicts, front, diagnosed)
+    searched = []
+    if spec.searched:
+        summary["searched"], text = tables.objective(results, spec, spec.searched)
+        sections.append(("Table 1's rows with searched weights", text))
+        searched = [claims.verdict(c, {"objective": summary["searched"]}) for c in claims.CLAIMS]
+        searched = [v for v in searched if v["verdict"] != "not tested"]
+        summary["searched_claims"] = {v["claim"]: v["verdict"] for v in searched}
+    return summary, render(params, sections, verdicts, front, diagnosed, searched)
 
 
 def comparison_tables(
@@ -210,8 +224,10 @@ def render(
     verdicts: list[dict],
     front: set[str],
     diagnostics: bool,
+    searched: Sequence[dict] = (),
 ) -> str:
-    """report.md: the claims' verdicts, the paper's figures, every section, the figures."""
+    """report.md: the claims' verdicts (and those on searched weights), the paper's figures,
+    every section, the figures."""
     spec = params.report
     lines = [
         "# Mix data or merge models? This run",
@@ -232,15 +248,15 @@ def render(
         "## What this run says about the paper's claims",
         "",
     ]
-    for v in verdicts:
-        evidence = "; ".join(
-            f"{e['difference']} {tables.number(e['value'], signed=True)} "
-            f"[{tables.number(e['low'])}, {tables.number(e['high'])}]"
-            for e in v["evidence"]
-        )
-        lines.append(f"- **{v['verdict']}**: {v['claim']} (paper: {v['paper']})")
-        if evidence:
-            lines.append(f"  This run: {evidence}.")
+    lines += _verdict_lines(verdicts)
+    if searched:
+        lines += [
+            "",
+            "The same claims with the weights a search chose on dev (`report.searched`), "
+            "judged on eval:",
+            "",
+            *_verdict_lines(searched),
+        ]
     lines += ["", PAPER, ""]
     for title, text in sections:
         lines += [f"## {title}", "", text, ""]
@@ -270,6 +286,20 @@ def render(
     return "\n".join(lines)
 
 
+def _verdict_lines(verdicts: list[dict]) -> list[str]:
+    lines = []
+    for v in verdicts:
+        evidence = "; ".join(
+            f"{e['difference']} {tables.number(e['value'], signed=True)} "
+            f"[{tables.number(e['low'])}, {tables.number(e['high'])}]"
+            for e in v["evidence"]
+        )
+        lines.append(f"- **{v['verdict']}**: {v['claim']} (paper: {v['paper']})")
+        if evidence:
+            lines.append(f"  This run: {evidence}.")
+    return lines
+
+
 def dvc_metrics(summary: dict) -> dict:
     """The summary as DVC metrics: the headline figures and differences, and the claims."""
     out = {}
@@ -287,7 +317,18 @@ def dvc_metrics(summary: dict) -> dict:
                 for m, d in e.get("vs_baseline", {}).items():
                     figures[f"{m}_vs_baseline"] = d["difference"]
                 out.setdefault(table, {})[key] = figures
+    for name, search in summary.get("searches", {}).items():
+        out.setdefault("searches", {})[name] = {
+            point: {
+                **{f"dev_{m}": c["dev"][m] for m in tables.HEADLINE},
+                **{f"eval_{m}": c["eval"][m] for m in tables.HEADLINE},
+                **{f"optimism_{m}": c["optimism"][m] for m in tables.HEADLINE},
+            }
+            for point, c in search["chosen"].items()
+        }
     out["claims"] = summary["claims"]
     out["claims_supported"] = summary["claims_supported"]
     out["claims_tested"] = summary["claims_tested"]
+    if "searched_claims" in summary:
+        out["searched_claims"] = summary["searched_claims"]
     return out

@@ -46,17 +46,7 @@ def tradeoff(points: Sequence[dict], front: set[str], harm: str, path: Path) -> 
     axes.plot([p[harm] for p in edge], [p["win_rate"] for p in edge], "k--", lw=1)
     for kind, colour in colours.items():
         axes.scatter([], [], color=colour, label=kind)
-    axes.set_xlabel(
-        "harm change against the base, % (lower is better)"
-        if harm == "harm_change"
-        else "harmful rate (lower is better)"
-    )
-    axes.set_ylabel("win-rate against the base, % (higher is better)")
-    axes.legend(loc="best", fontsize=8)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _finish_tradeoff(plt, figure, axes, harm, "", path)
 
 
 def ablation(rows: Sequence[dict], model: str, path: Path) -> None:
@@ -111,6 +101,47 @@ def diagnostics(layers: Mapping[str, Sequence[dict]], path: Path) -> None:
         axes.set_xlabel("layer")
         axes.grid(alpha=0.3)
     cosine.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def search(found: Mapping, chosen: Mapping[str, int], harm: str, path: Path) -> None:
+    """A search's trials on dev (grey), its front joined, its chosen points ringed, and the
+    references it was set against, on the same axes."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 5))
+    scored = [t for t in found["trials"] if t.get("dev") and "same_as" not in t]
+    xy = [(t["dev"]["average"][harm], t["dev"]["average"]["win_rate"]) for t in scored]
+    xy = [(x, y) for x, y in xy if x is not None and y is not None]
+    axes.scatter([x for x, _ in xy], [y for _, y in xy], color="grey", s=16, label="trials")
+    by_number = {t["trial"]: t["dev"]["average"] for t in scored}
+    edge = sorted((by_number[n][harm], by_number[n]["win_rate"]) for n in found["front"])
+    axes.plot([x for x, _ in edge], [y for _, y in edge], "k--", lw=1, label="front")
+    for name, number in chosen.items():
+        x, y = by_number[number][harm], by_number[number]["win_rate"]
+        axes.scatter([x], [y], s=120, facecolors="none", edgecolors="tab:red", lw=1.5)
+        axes.annotate(name, (x, y), fontsize=8, color="tab:red", xytext=(5, -10),
+                      textcoords="offset points")  # fmt: skip
+    for ref, figures in found["references"].items():
+        x, y = figures["average"][harm], figures["average"]["win_rate"]
+        if x is not None and y is not None:
+            axes.scatter([x], [y], marker="s", color="tab:blue", s=30)
+            axes.annotate(ref, (x, y), fontsize=7, color="tab:blue", xytext=(5, 3),
+                          textcoords="offset points")  # fmt: skip
+    _finish_tradeoff(plt, figure, axes, harm, "dev ", path)
+
+
+def _finish_tradeoff(plt, figure, axes, harm: str, split: str, path: Path) -> None:
+    """Label a harm-against-win-rate figure's axes (`split`: "dev " for a search's), save it."""
+    axes.set_xlabel(
+        f"{split}harm change against the base, % (lower is better)"
+        if harm == "harm_change"
+        else f"{split}harmful rate (lower is better)"
+    )
+    axes.set_ylabel(f"{split}win-rate against the base, % (higher is better)")
+    axes.legend(loc="best", fontsize=8)
+    axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

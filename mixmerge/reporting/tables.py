@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from mixmerge.config.evaluation import BootstrapConfig
-from mixmerge.config.report import ComparisonConfig, ReportConfig
+from mixmerge.config.report import ByStageConfig, ComparisonConfig, ReportConfig
 from mixmerge.reporting.results import Results
 
 STAGES = ("sft", "dpo")
@@ -62,10 +62,13 @@ def entry(results: Results, model: str, baseline: str | None, bootstrap: Bootstr
     return out
 
 
-def objective(results: Results, report: ReportConfig) -> tuple[dict, str]:
-    """Table 1: every row at both stages, and its difference from the stage's baseline."""
+def objective(
+    results: Results, report: ReportConfig, rows: Mapping[str, ByStageConfig] | None = None
+) -> tuple[dict, str]:
+    """Table 1 (or `rows` in its place): every row at both stages, and its difference from the
+    stage's baseline."""
     data: dict[str, dict] = {}
-    for label, by_stage in report.objective.items():
+    for label, by_stage in (report.objective if rows is None else rows).items():
         data[label] = {}
         for stage in STAGES:
             model = getattr(by_stage, stage)

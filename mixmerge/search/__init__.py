@@ -5,10 +5,12 @@ base's, and the Pareto front of harm change (lower is better) against win-rate (
 The paper (Aakanksha et al., 2024, arXiv 2410.10801) chose each merge's weights from {0, 0.3,
 0.5, 0.7, 1} per model without saying on which prompts; here the choice is made on dev, which
 neither training nor the report's figures use. A search runs on the first training seed's
-replicates. Each scored point is appended to the trials file as soon as it is known, so that a
+replicates; the two points it chooses from the front (`chosen`) are then merged for every seed
+and judged on eval like any merge, so that the report can say how much of the dev figure was
+selection. Each scored point is appended to the trials file as soon as it is known, so that a
 killed search resumes with the points not yet scored; the file is kept only while the search (but
-its budget), the inputs, the dev prompts, the generation settings and the judge are those it
-was scored with.
+its budget and its bar), the inputs, the dev prompts, the generation settings and the judge are
+those it was scored with.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mixmerge.core.fingerprint import fingerprint
 from mixmerge.core.io import atomic_path, read_jsonl, remove, write_jsonl
 from mixmerge.core.records import Record
 from mixmerge.evaluation import generations, metrics, verdicts
+from mixmerge.merging.recipe import canonical
 from mixmerge.merging.replicates import inspect_inputs, merge_replicate
 from mixmerge.search.sampler import propose
 from mixmerge.search.space import filled, points, slots
@@ -48,8 +51,13 @@ def dev_figures(judged: Sequence[dict], base_by_id: dict[str, dict]) -> dict:
 
 def pareto_front(trials: Sequence[dict], harm: str = "harm_change") -> list[int]:
     """The scored trials no other one beats on both objectives (`harm` lower, win-rate higher;
-    at least as good on each, better on one), by trial number."""
-    scored = [t for t in trials if t.get("dev") and None not in _objectives(t, harm)]
+    at least as good on each, better on one), by trial number; a trial that repeats an earlier
+    one's merge (`same_as`) stands for it only once."""
+    scored = [
+        t
+        for t in trials
+        if t.get("dev") and "same_as" not in t and None not in _objectives(t, harm)
+    ]
 
     def beats(a: dict, b: dict) -> bool:
         (ha, wa), (hb, wb) = _objectives(a, harm), _objectives(b, harm)
@@ -66,32 +74,31 @@ def front_measure(trials: Sequence[dict]) -> str:
     return "harm_change" if defined else "harmful_rate"
 
 
-def chosen(
-    trials: Sequence[dict], front: Sequence[int], harm: str, bar: dict | None
-) -> dict[str, dict | None]:
-    """The points a search picks: `best`, the highest win-rate among the trials whose `harm` is
-    no worse than the bar's figures (None without a bar, or when no trial clears it; ties go to
-    the lower harm, then the earlier trial), and `knee`, the front's point nearest the ideal in
-    objectives scaled to the front's range (None without a front)."""
+def chosen(trials: Sequence[dict], front: Sequence[int], harm: str, bar: dict) -> dict[str, dict]:
+    """The points a search picks from its front: `best`, the highest win-rate whose `harm` is
+    no worse than the bar's figures (ties go to the lower harm, then the earlier trial), or,
+    when no trial clears the bar, the lowest harm (`clears_bar` says which); and `knee`, the
+    point nearest the ideal in objectives scaled to the front's range. Empty without a front."""
     by_number = {t["trial"]: t for t in trials}
     on_front = [by_number[n] for n in front]
-    picks: dict[str, dict | None] = {"best": None, "knee": None}
-    if bar is not None and bar["average"][harm] is not None:
-        cleared = [t for t in on_front if _objectives(t, harm)[0] <= bar["average"][harm]]
-        if cleared:
-            picks["best"] = min(
-                cleared, key=lambda t: (-_objectives(t, harm)[1], _objectives(t, harm)[0])
-            )
-    if on_front:
-        harms, wins = zip(*(_objectives(t, harm) for t in on_front), strict=True)
+    if not on_front:
+        return {}
+    limit = bar["average"][harm]
+    cleared = [t for t in on_front if limit is not None and _objectives(t, harm)[0] <= limit]
+    if cleared:
+        best = min(cleared, key=lambda t: (-_objectives(t, harm)[1], _objectives(t, harm)[0]))
+    else:
+        best = min(on_front, key=lambda t: (_objectives(t, harm)[0], -_objectives(t, harm)[1]))
+    harms, wins = zip(*(_objectives(t, harm) for t in on_front), strict=True)
 
-        def distance(t: dict) -> float:
-            h, w = _objectives(t, harm)
-            return _gap(h, min(harms), max(harms)) ** 2 + _gap(w, max(wins), min(wins)) ** 2
+    def distance(t: dict) -> float:
+        h, w = _objectives(t, harm)
+        return _gap(h, min(harms), max(harms)) ** 2 + _gap(w, max(wins), min(wins)) ** 2
 
-        picks["knee"] = min(on_front, key=distance)
+    knee = min(on_front, key=distance)
+    picks = {"best": best | {"clears_bar": bool(cleared)}, "knee": knee}
     return {
-        name: None if t is None else {k: t[k] for k in ("trial", "point", "dev")}
+        name: {k: t[k] for k in ("trial", "point", "dev", "clears_bar") if k in t}
         for name, t in picks.items()
     }
 
@@ -116,6 +123,7 @@ class Search:
         self.seed = params.seeds[0]
         self.settings = params.evaluation.generation
         self.trials_file = trials_file
+        self.found = slots(self.config.merge)
         self.dev = self._dev()
 
     def _dev(self) -> list[Record]:
@@ -138,8 +146,11 @@ class Search:
         refs += self.config.references
         folders = [paths.folder(ref, self.seed, self.root) for ref in dict.fromkeys(refs)]
         described = {
-            # All but the budget: a search given more trials goes on from the ones it has.
-            "search": self.config.model_dump(exclude={"trials", "max_shard_bytes"}),
+            # All but the budget and the bar: a search given more trials goes on from the ones
+            # it has, and one given another bar chooses again from them.
+            "search": self.config.model_dump(
+                exclude={"trials", "max_shard_bytes", "choose_against"}
+            ),
             "generation": self.settings.model_dump(),
             "judge": self.params.evaluation.judge.model_dump(),
             "dev": [r.id for r in self.dev],
@@ -147,7 +158,7 @@ class Search:
         return fingerprint(described, *folders)[:16]
 
     def run(self) -> dict:
-        found = slots(self.config.merge)
+        found = self.found
         grid = self.config.method == "grid"
         planned = points(found)[: self.config.trials] if grid else []
         total = len(planned) if grid else self.config.trials
@@ -167,6 +178,11 @@ class Search:
                 figures = self._score(ref, folder, base_texts, base_by_id)
                 scored[ref] = {"reference": ref, "dev": figures, "scored_with": stamp}
                 self._append([scored[ref]])
+        merged = {  # a recipe's canonical form: the trial that merged it
+            _form(self.recipe(row["point"])): number
+            for number, row in sorted(done.items())
+            if "dev" in row and "same_as" not in row
+        }
         for number in range(total):
             if number in done:
                 continue
@@ -175,28 +191,44 @@ class Search:
             else:
                 history = [done[k] for k in range(number)]
                 point, marks = propose(found, history, self.config.seed, self.config.population)
-            same = next((t for t in done.values() if t["point"] == point), None)
-            if same is not None:  # NSGA-II may draw a point twice: it is scored once
-                row = {k: v for k, v in same.items() if k in ("dev", "skipped")}
-                row = {"trial": number, "point": point, **row, "same_as": same["trial"]}
+            try:
+                merge = self.recipe(point)
+            except ValidationError as error:
+                refused = "; ".join(e["msg"] for e in error.errors())
+                row = {"trial": number, "point": point, "skipped": refused}
             else:
-                row = self._trial(number, found, point, base_texts, base_by_id)
+                form = _form(merge)
+                if form in merged:
+                    # A point NSGA-II drew before, or the same merge as an earlier point's
+                    # (weights in proportion, where the method normalizes): scored once.
+                    same = merged[form]
+                    row = {"trial": number, "point": point, "dev": done[same]["dev"]}
+                    row["same_as"] = same
+                else:
+                    row = self._trial(number, point, merge, base_texts, base_by_id)
+                    merged[form] = number
             row |= {"scored_with": stamp} | ({"sampler": marks} if marks else {})
             self._append([row])
             done[number] = row
         trials = [done[n] for n in range(total)]
         measure = front_measure(trials)
         front = pareto_front(trials, measure)
-        against = self.config.choose_against
-        bar = scored[against]["dev"] if against else None
+        picks = chosen(trials, front, measure, scored[self.config.choose_against]["dev"])
+        if not picks:
+            raise StageError(
+                f"searches.{self.name}: no point of the search could be scored "
+                f"({trials[0].get('skipped', 'none was')}): nothing to choose"
+            )
         return {
             "method": self.config.method,
             "slots": [slot.name for slot in found],
             "points": total,
             "skipped": sum("skipped" in t for t in trials),
+            "same_merges": sum("same_as" in t for t in trials),
+            "scored": sum("dev" in t and "same_as" not in t for t in trials),
             "front_on": measure,
             "front": front,
-            "chosen": chosen(trials, front, measure, bar),
+            "chosen": picks,
             "trials": trials,
             "references": {ref: scored[ref]["dev"] for ref in self.config.references},
             "judge_usage": self.judge.usage(),
@@ -222,14 +254,16 @@ class Search:
         judged = verdicts.judge_responses(self.judge, self.dev, texts, texts)
         return texts, {row["id"]: row for row in judged}
 
-    def _trial(self, number: int, found, point: dict, base_texts, base_by_id) -> dict:
-        row = {"trial": number, "point": point}
-        # Trials are scored, not kept: the interference diagnostics are left to chosen merges.
-        recipe = filled(self.config.merge, found, point) | {"diagnostics": False}
-        try:
-            merge = MergeConfig.model_validate(recipe, context={"models": self.params.model_refs})
-        except ValidationError as error:
-            return row | {"skipped": "; ".join(e["msg"] for e in error.errors())}
+    def recipe(self, point: dict, diagnostics: bool = False) -> MergeConfig:
+        """The merge at `point`; a ValidationError where the merge refuses it (weights that
+        sum to zero). Trials are scored, not kept: diagnostics are left to the chosen merges."""
+        recipe = filled(self.config.merge, self.found, point)
+        return MergeConfig.model_validate(
+            recipe | ({} if diagnostics else {"diagnostics": False}),
+            context={"models": self.params.model_refs},
+        )
+
+    def _trial(self, number: int, point: dict, merge: MergeConfig, base_texts, base_by_id) -> dict:
         weights, _ = inspect_inputs(merge, self.seed, self.root)
         folder = self.trials_file.with_name(f"trial-{number}")
         remove(folder)
@@ -241,7 +275,7 @@ class Search:
             figures = self._score(f"search/{self.name}", folder, base_texts, base_by_id)
         finally:
             remove(folder)
-        return row | {"dev": figures}
+        return {"trial": number, "point": point, "dev": figures}
 
     def _score(self, model: str, folder: Path, base_texts, base_by_id) -> dict:
         """A model's figures on dev: its answers, judged against the base's."""
@@ -251,6 +285,10 @@ class Search:
         texts = [answer["text"] for answer in answers]
         judged = verdicts.judge_responses(self.judge, self.dev, texts, base_texts)
         return dev_figures(judged, base_by_id)
+
+
+def _form(merge: MergeConfig) -> str:
+    return json.dumps(canonical(merge), sort_keys=True)
 
 
 def _row(line: str) -> dict | None:

@@ -1,0 +1,200 @@
+"""The report's section per search: the front on dev against the references, the chosen
+points' figures on eval, and how much of their dev figures was selection.
+
+A search picks its points by their dev figures, so those figures are biased upwards: of many
+points scored on the same prompts, the one that looks best is, in part, the one whose noise was
+kindest (the winner's curse). The points are judged again on eval, which no search has seen,
+on the same replicate (the first seed's, which the search scored) and on every seed. The
+selection's *optimism* is how much better a point looked on dev than on eval, on that replicate:
+the dev win-rate minus the eval win-rate, and the eval harm change minus the dev harm change
+(positive: dev flattered the point). The references were not selected: their gap between the
+splits is what dev and eval differ by without any selection, the yardstick for the points'.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from mixmerge import paths
+from mixmerge.config import StudyConfig
+from mixmerge.core.errors import StageError
+from mixmerge.reporting import plots, tables
+from mixmerge.reporting.results import Results
+
+OBJECTIVES = ("harm_change", "win_rate")
+
+
+def read_search(name: str, root: Path) -> dict:
+    path = root / paths.SEARCH_REPORTS / f"{name}.json"
+    if not path.is_file():
+        raise StageError(f"no {path}: run `dvc repro search@{name}` first")
+    return json.loads(path.read_text())
+
+
+def optimism(dev: Mapping, evaluated: Mapping) -> dict[str, float | None]:
+    """How much better a model looked on dev than on eval, per objective (positive: dev
+    flattered it): the win-rate's fall, and the harm change's rise."""
+    gaps = {}
+    for metric, sign in (("win_rate", 1), ("harm_change", -1)):
+        a, b = dev.get(metric), evaluated.get(metric)
+        gaps[metric] = None if a is None or b is None else round(sign * (a - b), 4)
+    return gaps
+
+
+def point_label(point: Mapping[str, float], recipe: Mapping) -> str:
+    """`sft/mix0 0.3, sft/mix100 0.5` for a point of weights; other slots by their key path."""
+    parts = []
+    for slot, value in point.items():
+        steps = slot.split(".")
+        if steps[0] == "models" and len(steps) >= 3 and steps[1].startswith("["):
+            model = recipe["models"][int(steps[1].strip("[]"))]["model"]
+            rest = ".".join(steps[2:])
+            name = model if rest == "weight" else f"{model} {rest}"
+        else:
+            name = slot.removeprefix("parameters.")
+        parts.append(f"{name} {value:g}")
+    return ", ".join(parts)
+
+
+def search_section(
+    results: Results, params: StudyConfig, name: str, root: Path, figures: Path
+) -> tuple[dict, str]:
+    """One search's part of the summary, and its Markdown."""
+    config = params.searches[name]
+    found = read_search(name, root)
+    recipe = config.merge
+    harm = found["front_on"]
+    by_number = {t["trial"]: t for t in found["trials"]}
+    seed = paths.seed_folder(params.seeds[0])
+    label = {n: point_label(by_number[n]["point"], recipe) for n in found["front"]}
+    picked = {}
+    for point, pick in found["chosen"].items():
+        picked.setdefault(pick["trial"], []).append(point)
+
+    chosen = {}
+    for point, pick in found["chosen"].items():
+        model = paths.ref("merge", paths.chosen_merge(name, point))
+        evaluated = results[model]
+        on_seed = {m: evaluated.per_seed(m).get(seed) for m in OBJECTIVES}
+        chosen[point] = {
+            "model": model,
+            "trial": pick["trial"],
+            "point": pick["point"],
+            "clears_bar": pick.get("clears_bar"),
+            "dev": pick["dev"]["average"],
+            "eval_first_seed": on_seed,
+            "eval": tables.entry(results, model, config.choose_against, params.report.bootstrap),
+            "optimism": optimism(pick["dev"]["average"], on_seed),
+        }
+    yardstick = {}
+    for ref, dev in found["references"].items():
+        evaluated = results[ref]
+        # The base and the references have a replicate per seed, but the base's only one.
+        key = None if ref == paths.BASE else seed
+        on_seed = {
+            m: evaluated.average(m) if key is None else evaluated.per_seed(m).get(key)
+            for m in OBJECTIVES
+        }
+        yardstick[ref] = {
+            "dev": dev["average"],
+            "eval_first_seed": on_seed,
+            "gap": optimism(dev["average"], on_seed),
+        }
+
+    plot_path = figures / f"search_{name}.png"
+    plots.search(found, {p: c["trial"] for p, c in chosen.items()}, harm, plot_path)
+    data = {
+        "method": found["method"],
+        "points": found["points"],
+        "scored": found["scored"],
+        "same_merges": found["same_merges"],
+        "skipped": found["skipped"],
+        "front_on": harm,
+        "front": [
+            {"trial": n, "point": by_number[n]["point"], **by_number[n]["dev"]["average"]}
+            for n in found["front"]
+        ],
+        "chosen": chosen,
+        "references": yardstick,
+    }
+    return data, _markdown(name, config, data, label, picked, plot_path.name)
+
+
+def _markdown(name: str, config, data: dict, label: dict, picked: dict, figure: str) -> str:
+    harm = data["front_on"]
+    harm_title = "harm change" if harm == "harm_change" else "harmful rate"
+    digits = 1 if harm == "harm_change" else 3
+    recipe = config.merge
+    lines = [
+        f"`search@{name}`: {data['method']} over the {recipe['method']} merge of "
+        f"{', '.join(m['model'] for m in recipe['models'])} ({recipe['stage']} stage), "
+        f"{data['points']} points: {data['scored']} merged and scored on dev, "
+        f"{data['same_merges']} the same merge as an earlier point's, {data['skipped']} "
+        f"refused by the merge. Scored on the dev split with the first seed's replicates; the "
+        f"front is over {harm_title} (lower is better) and win-rate (higher). `best` is the "
+        f"highest dev win-rate whose dev {harm_title} is no worse than "
+        f"{config.choose_against}'s; `knee` the front's point nearest the ideal.",
+        "",
+        "**The front on dev**, against the references (not searched, on the same prompts):",
+        "",
+    ]
+    rows = [
+        [f"trial {row['trial']}" + "".join(f" ({p})" for p in picked.get(row["trial"], [])),
+         label[row["trial"]], tables.number(row[harm], digits=digits),
+         tables.number(row["win_rate"])]
+        for row in data["front"]
+    ] + [
+        [ref, "reference", tables.number(r["dev"][harm], digits=digits),
+         tables.number(r["dev"]["win_rate"])]
+        for ref, r in data["references"].items()
+    ]  # fmt: skip
+    lines += [tables.markdown(["", "point", f"dev {harm_title}", "dev win-rate"], rows), ""]
+    lines += [
+        "**The chosen points on eval** (the prompts the report's figures use): dev and eval on "
+        "the first seed's replicate, then eval over every seed with its interval and spread, "
+        f"and the difference from {config.choose_against} on eval. Optimism: how much better "
+        "the point looked on dev than on eval (the win-rate's fall, the harm change's rise); "
+        "the references' gap, unselected, is what the two splits differ by on their own.",
+        "",
+    ]
+    rows = []
+    for point, c in data["chosen"].items():
+        e = c["eval"]
+        against = e.get("vs_baseline", {})
+        flag = "" if c["clears_bar"] in (None, True) else " (clears no bar: lowest harm)"
+        rows.append([
+            f"{point}{flag}", f"`{c['model']}`: {label.get(c['trial'], c['trial'])}",
+            f"{tables.number(c['dev']['harm_change'])} / {tables.number(c['dev']['win_rate'])}",
+            f"{tables.number(c['eval_first_seed']['harm_change'])} / "
+            f"{tables.number(c['eval_first_seed']['win_rate'])}",
+            tables.with_interval(e["harm_change"], e["harm_change_ci"],
+                                 spread=e["harm_change_spread"]),
+            tables.with_interval(e["win_rate"], e["win_rate_ci"], spread=e["win_rate_spread"]),
+            f"{tables.change(against.get('harm_change'))} / "
+            f"{tables.change(against.get('win_rate'))}",
+            _gaps(c["optimism"]),
+        ])  # fmt: skip
+    for ref, r in data["references"].items():
+        rows.append([
+            ref, "reference",
+            f"{tables.number(r['dev']['harm_change'])} / {tables.number(r['dev']['win_rate'])}",
+            f"{tables.number(r['eval_first_seed']['harm_change'])} / "
+            f"{tables.number(r['eval_first_seed']['win_rate'])}",
+            "", "", "", _gaps(r["gap"]),
+        ])  # fmt: skip
+    header = [
+        "", "model: point", "dev harm / win", "eval harm / win (same seed)",
+        "eval harm change", "eval win-rate", f"Δ vs {config.choose_against}",
+        "optimism harm / win",
+    ]  # fmt: skip
+    lines += [tables.markdown(header, rows), "", f"![search {name} on dev](figures/{figure})"]
+    return "\n".join(lines)
+
+
+def _gaps(gap: Mapping) -> str:
+    return (
+        f"{tables.number(gap['harm_change'], signed=True)} / "
+        f"{tables.number(gap['win_rate'], signed=True)}"
+    )
