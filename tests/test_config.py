@@ -315,12 +315,13 @@ def test_a_generated_source_says_what_its_stage_made(raw):
 
 def test_a_dev_split_must_fit_in_what_the_world_has_left(raw):
     world = raw["data"]["sources"]["world"]
-    # The default study's splits use every safety prompt of the world.
-    world["dev"] = {"general": 40, "safety": 1}
+    # The default study leaves the world's last 14 harmful requests per language for dev.
+    world["dev"] = {"general": 40, "safety": 15}
     message = problems_of(raw)["data.sources.world"]
     assert (
-        "safety: dev 1 > 0 that can be scored and are left once eval, warm-up and train" in message
+        "safety: dev 15 > 14 that can be scored and are left once eval, warm-up and train"
+        in message
     )
     assert "general: dev" not in message
-    world["dev"] = {"general": 40}
+    world["dev"] = {"general": 40, "safety": 14}
     assert validate_params(raw).data.sources["world"].dev.general == 40

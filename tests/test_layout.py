@@ -229,10 +229,11 @@ def test_touching_the_report_schema_reruns_only_the_report(repo_copy):
 
 @pytest.mark.slow
 def test_touching_the_merge_schema_reruns_the_merges_and_what_reads_them(repo_copy):
-    merges = yaml.safe_load((repo_copy / "params.yaml").read_text())["merges"]
+    params = yaml.safe_load((repo_copy / "params.yaml").read_text())
+    assert params["searches"]  # which merge, and merge their chosen points
     assert stages_seeing_a_change(repo_copy, "mixmerge/config/merges.py") == {
-        f"merge@{name}" for name in merges
-    } | {"report"}
+        f"merge@{name}" for name in params["merges"]
+    } | {f"search@{name}" for name in params["searches"]} | {"report"}
 
 
 @pytest.mark.slow
