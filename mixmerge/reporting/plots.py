@@ -118,10 +118,13 @@ def search(found: Mapping, chosen: Mapping[str, int], harm: str, path: Path) -> 
     by_number = {t["trial"]: t["dev"]["average"] for t in scored}
     edge = sorted((by_number[n][harm], by_number[n]["win_rate"]) for n in found["front"])
     axes.plot([x for x, _ in edge], [y for _, y in edge], "k--", lw=1, label="front")
+    names: dict[int, list[str]] = {}  # the best point may be the knee too: one label
     for name, number in chosen.items():
+        names.setdefault(number, []).append(name)
+    for number, labels in names.items():
         x, y = by_number[number][harm], by_number[number]["win_rate"]
         axes.scatter([x], [y], s=120, facecolors="none", edgecolors="tab:red", lw=1.5)
-        axes.annotate(name, (x, y), fontsize=8, color="tab:red", xytext=(5, -10),
+        axes.annotate(", ".join(labels), (x, y), fontsize=8, color="tab:red", xytext=(5, -10),
                       textcoords="offset points")  # fmt: skip
     for ref, figures in found["references"].items():
         x, y = figures["average"][harm], figures["average"]["win_rate"]
@@ -129,10 +132,13 @@ def search(found: Mapping, chosen: Mapping[str, int], harm: str, path: Path) -> 
             axes.scatter([x], [y], marker="s", color="tab:blue", s=30)
             axes.annotate(ref, (x, y), fontsize=7, color="tab:blue", xytext=(5, 3),
                           textcoords="offset points")  # fmt: skip
-    _finish_tradeoff(plt, figure, axes, harm, "dev ", path)
+    # Lower right is harmful and weak: the front never lies there, and the labels stay clear.
+    _finish_tradeoff(plt, figure, axes, harm, "dev ", path, legend="lower right")
 
 
-def _finish_tradeoff(plt, figure, axes, harm: str, split: str, path: Path) -> None:
+def _finish_tradeoff(
+    plt, figure, axes, harm: str, split: str, path: Path, legend: str = "best"
+) -> None:
     """Label a harm-against-win-rate figure's axes (`split`: "dev " for a search's), save it."""
     axes.set_xlabel(
         f"{split}harm change against the base, % (lower is better)"
@@ -140,7 +146,7 @@ def _finish_tradeoff(plt, figure, axes, harm: str, split: str, path: Path) -> No
         else f"{split}harmful rate (lower is better)"
     )
     axes.set_ylabel(f"{split}win-rate against the base, % (higher is better)")
-    axes.legend(loc="best", fontsize=8)
+    axes.legend(loc=legend, fontsize=8)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
