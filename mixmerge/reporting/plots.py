@@ -106,9 +106,10 @@ def diagnostics(layers: Mapping[str, Sequence[dict]], path: Path) -> None:
     plt.close(figure)
 
 
-def search(found: Mapping, chosen: Mapping[str, int], harm: str, path: Path) -> None:
-    """A search's trials on dev (grey), its front joined, its chosen points ringed, and the
-    references it was set against, on the same axes."""
+def search(found: Mapping, chosen: Mapping[int, list[str]], harm: str, path: Path) -> None:
+    """A search's trials on dev (grey), its front joined, its chosen points ringed (`chosen`:
+    trial number to the points it is, labelled once), and the references it was set against,
+    on the same axes."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 5))
     scored = [t for t in found["trials"] if t.get("dev") and "same_as" not in t]
@@ -118,10 +119,7 @@ def search(found: Mapping, chosen: Mapping[str, int], harm: str, path: Path) -> 
     by_number = {t["trial"]: t["dev"]["average"] for t in scored}
     edge = sorted((by_number[n][harm], by_number[n]["win_rate"]) for n in found["front"])
     axes.plot([x for x, _ in edge], [y for _, y in edge], "k--", lw=1, label="front")
-    names: dict[int, list[str]] = {}  # the best point may be the knee too: one label
-    for name, number in chosen.items():
-        names.setdefault(number, []).append(name)
-    for number, labels in names.items():
+    for number, labels in chosen.items():
         x, y = by_number[number][harm], by_number[number]["win_rate"]
         axes.scatter([x], [y], s=120, facecolors="none", edgecolors="tab:red", lw=1.5)
         axes.annotate(", ".join(labels), (x, y), fontsize=8, color="tab:red", xytext=(5, -10),

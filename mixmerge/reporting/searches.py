@@ -69,15 +69,19 @@ def search_section(
     by_number = {t["trial"]: t for t in found["trials"]}
     seed = paths.seed_folder(params.seeds[0])
     label = {n: point_label(by_number[n]["point"], recipe) for n in found["front"]}
-    picked = {}
+    picked: dict[int, list[str]] = {}  # trial: the points it is (best may be the knee too)
     for point, pick in found["chosen"].items():
         picked.setdefault(pick["trial"], []).append(point)
+
+    def first_seed(model: str) -> dict[str, float | None]:
+        # The replicate the search scored (the base has one, named after it).
+        replicate = paths.BASE if model == paths.BASE else seed
+        return {m: results[model].per_seed(m).get(replicate) for m in OBJECTIVES}
 
     chosen = {}
     for point, pick in found["chosen"].items():
         model = paths.ref("merge", paths.chosen_merge(name, point))
-        evaluated = results[model]
-        on_seed = {m: evaluated.per_seed(m).get(seed) for m in OBJECTIVES}
+        on_seed = first_seed(model)
         chosen[point] = {
             "model": model,
             "trial": pick["trial"],
@@ -90,13 +94,7 @@ def search_section(
         }
     yardstick = {}
     for ref, dev in found["references"].items():
-        evaluated = results[ref]
-        # The base and the references have a replicate per seed, but the base's only one.
-        key = None if ref == paths.BASE else seed
-        on_seed = {
-            m: evaluated.average(m) if key is None else evaluated.per_seed(m).get(key)
-            for m in OBJECTIVES
-        }
+        on_seed = first_seed(ref)
         yardstick[ref] = {
             "dev": dev["average"],
             "eval_first_seed": on_seed,
@@ -104,7 +102,7 @@ def search_section(
         }
 
     plot_path = figures / f"search_{name}.png"
-    plots.search(found, {p: c["trial"] for p, c in chosen.items()}, harm, plot_path)
+    plots.search(found, picked, harm, plot_path)
     data = {
         "method": found["method"],
         "points": found["points"],
