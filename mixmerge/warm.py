@@ -13,6 +13,10 @@ for `MIXMERGE_WORKER_IDLE` seconds (60 by default); `MIXMERGE_NO_WORKER=1` turns
 worker imports no stage code, so each stage runs the project's current code, and it serves only
 calls from the same Python, packages and environment (a `pip install` or a changed variable
 starts another).
+
+A stage stops when it is stopped: the worker's child of a call leads its own process group,
+which is killed as soon as the calling process is gone (a SIGKILL included), and the calling
+process ends with the DVC process that runs it (`mixmerge.lifeline`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from mixmerge.lifeline import end_group_when_closed
 
 SOCKET_ENV = "MIXMERGE_WORKER"
 OFF_ENV = "MIXMERGE_NO_WORKER"
@@ -160,7 +166,11 @@ def _serve_one(connection: socket.socket) -> None:
     os.environ.update(request["env"])
     os.environ.pop(SOCKET_ENV, None)  # a command the child starts runs on its own
     os.environ[OFF_ENV] = "1"
+    # The client holds the connection open until the child reports: once it closes, whatever
+    # killed the client meant the stage to stop, so the child's whole group ends there.
+    os.setpgid(0, 0)
     connection.sendall(f"{os.getpid()}\n".encode())
+    end_group_when_closed(connection)
     try:
         code = _run_entry(request["entry"], request["argv"])
     except SystemExit as exit_:

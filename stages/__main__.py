@@ -8,7 +8,10 @@ import sys
 
 
 def main() -> None:
+    from mixmerge.lifeline import end_with_runner
     from mixmerge.warm import delegate
+
+    end_with_runner()  # a stage DVC runs stops with DVC, even when DVC is killed
 
     # a warm worker, when one serves this run, calls the CLI in a fork of itself
     code = delegate(sys.argv[1:], entry="stages.cli:run_in_worker")

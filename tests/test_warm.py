@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import socket
@@ -107,3 +108,64 @@ def test_dvc_stages_share_a_worker_the_first_one_starts_and_that_stops_when_idle
     too_deep.mkdir()
     assert validate(TMPDIR=str(too_deep)).returncode == 0
     assert not list(too_deep.glob("*/*.socket"))
+
+
+# --- a stage that is stopped stops ----------------------------------------------------------
+
+
+def _long_training_study(study: Path) -> Path:
+    """The tiny study with one SFT run long enough to be killed mid-training (a checkpoint
+    every 2 steps, hundreds of steps), as a DVC project of one stage."""
+    from tests.conftest import TINY, run_in, write
+
+    raw = copy.deepcopy(TINY)
+    raw["train"]["runtime"]["save_steps"] = 2
+    raw["train"]["sft"]["epochs"] = 200
+    write(study, raw)
+    (study / "dvc.yaml").write_text(
+        "stages:\n  sft:\n    cmd: mixmerge sft mix15\n"
+        "    deps: [data/mixtures/mix15, models/base]\n    outs: [models/sft/mix15]\n"
+    )
+    run_in(["dvc", "init", "--no-scm", "-q"], study)
+    return study
+
+
+def _newest_write(folder: Path) -> float:
+    return max((p.stat().st_mtime for p in folder.rglob("*")), default=0.0)
+
+
+@pytest.mark.parametrize("victim", ["stage", "dvc"])
+def test_a_stage_killed_under_the_worker_stops_writing_at_once(study, victim):
+    import psutil
+
+    root = _long_training_study(study)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    log = root / "repro.log"
+    with log.open("w") as output:
+        warm = subprocess.Popen(
+            [str(bin_dir / "mixmerge"), "warm", "--", "dvc", "repro"], cwd=root, env=env,
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    checkpoints = root / "checkpoints" / "sft" / "mix15"
+    deadline = time.monotonic() + 180
+    while not list(checkpoints.rglob("checkpoint-*")):
+        assert warm.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    dvc, server = sorted(psutil.Process(warm.pid).children(), key=lambda p: "warm" in p.cmdline())
+    [stage] = dvc.children()
+    # The training runs in the worker's child for the call, a fork of the worker, not of DVC.
+    trainers = server.children()
+    assert trainers
+
+    (stage if victim == "stage" else dvc).kill()
+    killed_at = time.time()
+    psutil.wait_procs(trainers, timeout=10)
+    assert not any(p.is_running() for p in trainers), "the training went on after the kill"
+    if victim == "dvc":
+        stage.wait(10)  # the stage's own process ends with the DVC process that ran it
+    time.sleep(3)  # as long as a dozen more checkpoints would take
+    assert _newest_write(checkpoints) < killed_at + 1
+    assert not (root / "models" / "sft" / "mix15").exists()
+    warm.kill()
+    warm.wait()
