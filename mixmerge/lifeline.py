@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 
 STAGE_ENV = "DVC_STAGE"
+# Set by `mixmerge run --executor local` for the stages it starts: they end with it too.
+DRIVER_ENV = "MIXMERGE_RUN_DRIVER"
 
 
 def stage_runner() -> int | None:
@@ -67,10 +69,14 @@ def _alive(pid: int) -> bool:
 
 
 def end_with_runner() -> None:
-    """In a stage's process: SIGKILL this process when the DVC process running it ends."""
+    """In a stage's process: SIGKILL this process when the DVC process running it ends, or
+    the `mixmerge run` that started that DVC process."""
     runner = stage_runner()
-    if runner is not None:
-        when_ended(runner, lambda: os.kill(os.getpid(), signal.SIGKILL))
+    if runner is None:
+        return
+    driver = os.environ.get(DRIVER_ENV, "")
+    for pid in (runner, *([int(driver)] if driver.isdigit() else [])):
+        when_ended(pid, lambda: os.kill(os.getpid(), signal.SIGKILL))
 
 
 def end_group_when_closed(connection) -> None:

@@ -43,6 +43,16 @@ SEARCHES = Path("searches")
 SEARCH_REPORTS = Path("reports/searches")
 PLOTS = Path("reports/plots")
 
+# The stages of dvc.yaml, in the order the study runs them; those that fan out over a params
+# table are addressed `<stage>@<key>`.
+STAGES = (
+    "translate", "synthesize", "prepare", "mix", "base", "sft", "dpo", "merge",
+    "evaluate-base", "evaluate-sft", "evaluate-dpo", "evaluate-merge", "search",
+    "evaluate-chosen", "report",
+)  # fmt: skip
+# The stages that train through accelerate when params say so, over a job's GPUs and nodes.
+DISTRIBUTED_STAGES = ("sft", "dpo")
+
 BASE = "base"
 KINDS = ("sft", "dpo", "merge")
 # The params table that declares the models of each kind.
@@ -210,7 +220,7 @@ def stage_outputs(stage: str) -> list[Path]:
         ref = BASE if group == BASE else f"{group}/{key}"
         report = train_report(ref)
         plots = [] if group == BASE else [report.with_suffix("") / "plots" / "metrics"]
-        return [MODELS / ref, checkpoints(ref), report, *plots]
+        return [MODELS / ref, report, *plots]
     if group == "merge":
         return [MODELS / "merge" / key, merge_report(key), MERGE_REPORTS / key]
     if group.startswith("evaluate-"):

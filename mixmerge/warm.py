@@ -34,10 +34,10 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mixmerge.lifeline import end_group_when_closed
+from mixmerge.lifeline import end_group_when_closed, when_ended
 
 SOCKET_ENV = "MIXMERGE_WORKER"
 OFF_ENV = "MIXMERGE_NO_WORKER"
@@ -166,6 +166,11 @@ def _serve_one(connection: socket.socket) -> None:
     os.environ.update(request["env"])
     os.environ.pop(SOCKET_ENV, None)  # a command the child starts runs on its own
     os.environ[OFF_ENV] = "1"
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:  # torch read it once, when the worker imported it
+        import torch
+
+        torch.set_num_threads(int(threads))
     # The client holds the connection open until the child reports: once it closes, whatever
     # killed the client meant the stage to stop, so the child's whole group ends there.
     os.setpgid(0, 0)
@@ -218,13 +223,16 @@ def serve(path: str, idle: float | None = None) -> None:
         connection.close()
 
 
-def run_warm(command: Sequence[str]) -> int:
-    """Run `command` (e.g. `dvc repro`) with a worker serving the `mixmerge` calls it makes."""
+@contextlib.contextmanager
+def serving() -> Iterator[str]:
+    """A worker in a fork of this process for as long as the block runs; its socket, which a
+    command finds through the environment variable `SOCKET_ENV`."""
     folder = tempfile.mkdtemp(prefix="mixmerge-worker-")
     path = os.path.join(folder, "socket")
     server = os.fork()
     if server == 0:
         try:
+            when_ended(os.getppid(), lambda: os._exit(0))  # even when its owner is killed
             serve(path)
         finally:
             os._exit(0)
@@ -233,13 +241,19 @@ def run_warm(command: Sequence[str]) -> int:
             if os.waitpid(server, os.WNOHANG)[0]:
                 raise RuntimeError("the worker stopped while starting")
             time.sleep(0.05)
-        return subprocess.call(list(command), env={**os.environ, SOCKET_ENV: path})
+        yield path
     finally:
         with contextlib.suppress(ProcessLookupError, ChildProcessError):
             os.kill(server, signal.SIGTERM)
             os.waitpid(server, 0)
         Path(path).unlink(missing_ok=True)
         os.rmdir(folder)
+
+
+def run_warm(command: Sequence[str]) -> int:
+    """Run `command` (e.g. `dvc repro`) with a worker serving the `mixmerge` calls it makes."""
+    with serving() as path:
+        return subprocess.call(list(command), env={**os.environ, SOCKET_ENV: path})
 
 
 def _run_entry(entry: str, argv: list[str]) -> int:

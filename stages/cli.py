@@ -346,6 +346,51 @@ def report(params: ParamsFile = Path("params.yaml")) -> None:
     )
 
 
+@app.command("run")
+def run_stages(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(help="Stages to run with what they need, as `dvc repro` takes them."),
+    ] = None,
+    executor: Annotated[
+        str, typer.Option("--executor", "-e", help="Where stages run: local or slurm.")
+    ] = "local",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Local stages at once.")] = 2,
+    detach: Annotated[
+        bool, typer.Option(help="Submit the SLURM jobs and return; --status reports on them.")
+    ] = False,
+    status: Annotated[
+        bool, typer.Option(help="Where the last SLURM submission's jobs stand, then return.")
+    ] = False,
+    cancel: Annotated[
+        bool, typer.Option(help="Cancel this workspace's queued and running SLURM jobs.")
+    ] = False,
+    params: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Run what `dvc repro` would, with independent stages at once: side by side here
+    (`--executor local --jobs N`), or as SLURM jobs ordered by SLURM's dependencies
+    (`--executor slurm`, resources from the params' `cluster` section). Every stage runs
+    through DVC, which stays the record of what ran (dvc.lock); a failed stage cancels the
+    stages that need it, and a rerun runs only what is missing."""
+    from mixmerge import cluster
+
+    root = Path.cwd()
+    if status or cancel:
+        if cancel:
+            _run_stage(cluster.cancel, root)
+            return
+        outcome = _run_stage(cluster.report, root)
+        raise typer.Exit(0 if outcome.ok else 1)
+    if executor not in cluster.EXECUTORS:
+        raise _fail(f"no executor {executor!r}{did_you_mean(executor, cluster.EXECUTORS)}", 2)
+    if detach and executor != "slurm":
+        raise _fail("--detach needs --executor slurm: local stages end with this command", 2)
+    loaded = _load(params)
+    outcome = _run_stage(cluster.run, root, targets or [], loaded.cluster, executor, jobs, detach)
+    if not detach and not outcome.ok:
+        raise typer.Exit(1)
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )

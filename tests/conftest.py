@@ -5,9 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -155,6 +157,21 @@ def study(tiny_study, tmp_path) -> Path:
     return root
 
 
+def training_project(study: Path, epochs: int) -> Path:
+    """The tiny study in `study` as a DVC project of one SFT run, long enough to be stopped
+    mid-training (a checkpoint every 2 steps, 10 steps an epoch)."""
+    raw = copy.deepcopy(TINY)
+    raw["train"]["runtime"]["save_steps"] = 2
+    raw["train"]["sft"]["epochs"] = epochs
+    write(study, raw)
+    (study / "dvc.yaml").write_text(
+        "stages:\n  sft:\n    cmd: mixmerge sft mix15\n"
+        "    deps: [data/mixtures/mix15, models/base]\n    outs: [models/sft/mix15]\n"
+    )
+    run_in(["dvc", "init", "--no-scm", "-q"], study)
+    return study
+
+
 # --- the repository, copied for DVC to run in -----------------------------------------------
 
 
@@ -186,6 +203,34 @@ def running_judge_server(references: Path, key: str, *options: str) -> Iterator[
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+class SmokeStudy(NamedTuple):
+    root: Path
+    output: str
+    seconds: float
+    lock: dict  # dvc.lock as the serial run left it, before any test changed the study
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> SmokeStudy:
+    """The smoke profile run whole by a serial `dvc repro`, in a copy of the repository."""
+    root = smoke_copy(tmp_path_factory.mktemp("smoke"))
+    start = time.perf_counter()
+    output = run_in(["mixmerge", "warm", "--", "dvc", "repro"], root)
+    seconds = time.perf_counter() - start
+    return SmokeStudy(root, output, seconds, yaml.safe_load((root / "dvc.lock").read_text()))
+
+
+def smoke_copy(folder: Path) -> Path:
+    """A copy of the repository whose params are the smoke profile, with no dvc.lock: a study
+    of its own, from scratch (the default study's lock would only be rewritten after every
+    stage, about a second each for DVC at its size)."""
+    root = copy_repository(folder)
+    shutil.copyfile(REPO / "configs" / "smoke.yaml", root / "params.yaml")
+    (root / "dvc.lock").unlink()
+    run_in(["git", "commit", "-qam", "smoke profile"], root)
+    return root
 
 
 def copy_repository(copy: Path) -> Path:

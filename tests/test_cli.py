@@ -13,7 +13,8 @@ from stages.cli import app
 
 runner = CliRunner()
 COMMANDS = sorted(typer.main.get_command(app).commands)
-STAGES = [c for c in COMMANDS if c != "warm"]  # `warm` runs another command, not a stage
+# `warm` runs another command and `run` runs the stages: neither is a stage
+STAGES = [c for c in COMMANDS if c not in ("warm", "run")]
 
 
 def test_every_stage_that_exists_has_a_command():
@@ -154,3 +155,11 @@ def test_validate_opens_the_data_files_and_reports_every_problem_with_them(
     del small_raw["data"]["sources"]["missing"]
     result = runner.invoke(app, ["validate", "-p", str(write_params(small_raw))])
     assert result.exit_code == 0, result.output
+
+
+def test_run_names_an_unknown_executor_and_refuses_a_detached_local_run(tmp_path):
+    unknown = runner.invoke(app, ["run", "--executor", "slurn"])
+    assert unknown.exit_code == 2
+    assert "no executor 'slurn'; did you mean 'slurm'?" in unknown.output
+    detached = runner.invoke(app, ["run", "--detach"])
+    assert detached.exit_code == 2 and "--detach needs --executor slurm" in detached.output

@@ -325,3 +325,46 @@ def test_a_dev_split_must_fit_in_what_the_world_has_left(raw):
     assert "general: dev" not in message
     world["dev"] = {"general": 40, "safety": 14}
     assert validate_params(raw).data.sources["world"].dev.general == 40
+
+
+def test_a_stage_takes_its_own_cluster_resources_over_the_defaults(raw):
+    raw["cluster"] = {
+        "defaults": {"partition": "cpu", "memory": "8G", "setup": ["source .venv/bin/activate"]},
+        "stages": {
+            "sft": {"partition": "gpu", "gpus_per_node": 8, "nodes": 2, "sbatch": ["--qos=high"]},
+        },
+    }
+    raw["train"]["runtime"].update(
+        launcher="accelerate", accelerate_config="configs/accelerate/fsdp.yaml"
+    )
+    cluster = validate_params(raw).cluster
+    sft = cluster.resources("sft@mix0")
+    assert (sft.partition, sft.nodes, sft.gpus_per_node, sft.memory) == ("gpu", 2, 8, "8G")
+    assert sft.setup == ("source .venv/bin/activate",) and sft.sbatch == ("--qos=high",)
+    merge = cluster.resources("merge@sft_ties")
+    assert (merge.partition, merge.nodes, merge.gpus_per_node, merge.cpus_per_task) == (
+        "cpu", 1, 0, 1
+    )  # fmt: skip
+
+
+def test_cluster_problems_are_reported_at_their_keys(raw):
+    raw["cluster"] = {
+        "defaults": {"memory": "8 GB", "time": "four hours", "sbatch": ["--output=x.log"]},
+        "stages": {"evalute-merge": {}, "merge": {"nodes": 2}, "sft": {"gpus_per_node": 8}},
+    }
+    with pytest.raises(ParamsError) as error:
+        validate_params(raw)
+    report = str(error.value)
+    assert "cluster.defaults.memory: memory is a whole number" in report
+    assert "cluster.defaults.time: a SLURM time limit" in report
+    assert "cluster.defaults.sbatch[0]: --output is set by `mixmerge run`" in report
+    assert (
+        "cluster.stages.evalute-merge: not a stage of dvc.yaml; did you mean 'evaluate-merge'"
+        in report
+    )
+    raw["cluster"] = {"stages": {"merge": {"nodes": 2}, "sft": {"gpus_per_node": 8}}}
+    with pytest.raises(ParamsError) as error:
+        validate_params(raw)
+    report = str(error.value)
+    assert "cluster.stages.merge.nodes: merge runs on one node" in report
+    assert "cluster.stages.sft: sft would use one GPU of the 8" in report

@@ -5,30 +5,20 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, copy_repository, run_in
+from tests.conftest import run_in
 from tests.test_pipeline import stages_run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> tuple[Path, str, float]:
-    root = copy_repository(tmp_path_factory.mktemp("smoke"))
-    shutil.copyfile(REPO / "configs" / "smoke.yaml", root / "params.yaml")
-    # A study of its own, from scratch: the default study's lock would only be rewritten after
-    # every stage (about a second each for DVC, at its size).
-    (root / "dvc.lock").unlink()
-    run_in(["git", "commit", "-qam", "smoke profile"], root)
-    start = time.perf_counter()
-    output = run_in(["mixmerge", "warm", "--", "dvc", "repro"], root)
-    return root, output, time.perf_counter() - start
+def smoke(smoke_study) -> tuple[Path, str, float]:
+    return smoke_study.root, smoke_study.output, smoke_study.seconds
 
 
 def test_the_smoke_study_runs_every_stage_and_ends_in_the_report(smoke):

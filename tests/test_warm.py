@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import socket
@@ -14,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import training_project
 
 pytestmark = pytest.mark.slow  # the worker imports torch, transformers and TRL once
 
@@ -113,23 +114,6 @@ def test_dvc_stages_share_a_worker_the_first_one_starts_and_that_stops_when_idle
 # --- a stage that is stopped stops ----------------------------------------------------------
 
 
-def _long_training_study(study: Path) -> Path:
-    """The tiny study with one SFT run long enough to be killed mid-training (a checkpoint
-    every 2 steps, hundreds of steps), as a DVC project of one stage."""
-    from tests.conftest import TINY, run_in, write
-
-    raw = copy.deepcopy(TINY)
-    raw["train"]["runtime"]["save_steps"] = 2
-    raw["train"]["sft"]["epochs"] = 200
-    write(study, raw)
-    (study / "dvc.yaml").write_text(
-        "stages:\n  sft:\n    cmd: mixmerge sft mix15\n"
-        "    deps: [data/mixtures/mix15, models/base]\n    outs: [models/sft/mix15]\n"
-    )
-    run_in(["dvc", "init", "--no-scm", "-q"], study)
-    return study
-
-
 def _newest_write(folder: Path) -> float:
     return max((p.stat().st_mtime for p in folder.rglob("*")), default=0.0)
 
@@ -138,7 +122,7 @@ def _newest_write(folder: Path) -> float:
 def test_a_stage_killed_under_the_worker_stops_writing_at_once(study, victim):
     import psutil
 
-    root = _long_training_study(study)
+    root = training_project(study, epochs=200)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     log = root / "repro.log"

@@ -24,6 +24,7 @@ from mixmerge.config.base_model import (
     GgufBaseConfig,
     HubBaseConfig,
 )
+from mixmerge.config.cluster import ClusterConfig
 from mixmerge.config.common import (
     Language,
     Name,
@@ -73,6 +74,8 @@ class StudyConfig(Strict):
     searches: dict[Name, SearchConfig] = {}
     evaluation: EvaluationConfig | None = None
     report: ReportConfig | None = None
+    # What each stage's job asks a cluster for (`mixmerge run --executor slurm`).
+    cluster: ClusterConfig = ClusterConfig()
 
     @property
     def model_refs(self) -> set[str]:
@@ -151,6 +154,7 @@ def validate_params(raw: Any, source: str = "params") -> StudyConfig:
         problems = [problem_of(e, StudyConfig) for e in error.errors()] + problems
     else:
         problems += _source_problems(params) + _split_problems(params) + _search_problems(params)
+        problems += _cluster_problems(params)
     if problems:
         raise ParamsError(source, problems)
     return params
@@ -240,6 +244,30 @@ def _generated_problems(
                 )
             )
     return problems
+
+
+def _cluster_problems(params: StudyConfig) -> list[Problem]:
+    """Only the training stages spread over several nodes or GPUs, and only through accelerate:
+    any other job asking for them would leave all but one idle."""
+    problems = []
+    launcher = params.train.runtime.launcher if params.train else "python"
+    for stage in paths.STAGES:
+        job = params.cluster.resources(stage)
+        where = "defaults" if stage not in params.cluster.stages else f"stages.{stage}"
+        if job.nodes > 1 and stage not in paths.DISTRIBUTED_STAGES:
+            problems.append(Problem(
+                f"cluster.{where}.nodes",
+                f"{stage} runs on one node; only {' and '.join(paths.DISTRIBUTED_STAGES)} "
+                "spread over several (set nodes under cluster.stages.<stage>)",
+                job.nodes,
+            ))  # fmt: skip
+        elif (job.nodes > 1 or job.gpus_per_node > 1) and launcher != "accelerate":
+            problems.append(Problem(
+                f"cluster.{where}",
+                f"{stage} would use one GPU of the {job.nodes * job.gpus_per_node} it asks "
+                "for: set train.runtime.launcher: accelerate (and an accelerate_config)",
+            ))  # fmt: skip
+    return list({str(p): p for p in problems}.values())  # a default's problem once
 
 
 def _split_problems(params: StudyConfig) -> list[Problem]:

@@ -1,0 +1,190 @@
+"""The driver of `mixmerge run`: plan, start the steps with an executor, report each step as
+its state changes, and sum up."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mixmerge.cluster import jobs as job_files
+from mixmerge.cluster import slurm
+from mixmerge.cluster.executor import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINAL,
+    PENDING,
+    RUNNING,
+    Executor,
+    Status,
+)
+from mixmerge.cluster.local import LocalExecutor
+from mixmerge.cluster.plan import plan
+from mixmerge.cluster.sharedfs import check_shared_filesystem
+from mixmerge.config.cluster import ClusterConfig
+from mixmerge.core.errors import StageError
+
+EXECUTORS: dict[str, type[Executor]] = {"local": LocalExecutor, "slurm": slurm.SlurmExecutor}
+_LOCK = job_files.LOGS / "run.lock"
+
+
+@dataclass
+class RunOutcome:
+    """How each planned stage ended (or stands, for a detached run)."""
+
+    status: dict[str, Status] = field(default_factory=dict)
+
+    def stages(self, state: str) -> list[str]:
+        return [stage for stage, status in self.status.items() if status.state == state]
+
+    @property
+    def ok(self) -> bool:
+        return all(status.state == DONE for status in self.status.values())
+
+
+def run(
+    root: Path,
+    targets: Sequence[str],
+    cluster: ClusterConfig,
+    executor: str = "local",
+    jobs: int = 2,
+    detach: bool = False,
+    interval: float | None = None,
+    say: Callable[[str], None] = print,
+) -> RunOutcome:
+    """Run what `dvc repro [targets]` would run in `root`, with the executor named."""
+    root = root.resolve()
+    with _run_lock(root):
+        if executor == "slurm":
+            for line in check_shared_filesystem(root):
+                say(line)
+        steps = plan(root, targets)
+        if not steps:
+            say("Data and pipelines are up to date: nothing to run.")
+            return RunOutcome()
+        where = f"{jobs} at once on this machine" if executor == "local" else "as SLURM jobs"
+        say(f"mixmerge run: {len(steps)} stage{'s' if len(steps) != 1 else ''} to run, {where}")
+        runner = EXECUTORS[executor](root, cluster, jobs)
+        interval = interval or runner.interval
+        began = time.time()
+        try:
+            runner.start([*steps])
+            if detach:
+                status = runner.poll()
+                for stage, now in status.items():
+                    say(_line(root, stage, now, began))
+                say("submitted; `mixmerge run --status` reports on the jobs")
+                return RunOutcome(status)
+            status = _watch(root, runner, interval, began, say)
+        except KeyboardInterrupt:
+            say(f"interrupted: {runner.interrupt()}")
+            raise
+        finally:
+            runner.close()
+    outcome = RunOutcome(status)
+    say(_summary(root, outcome, time.time() - began))
+    return outcome
+
+
+def report(root: Path, say: Callable[[str], None] = print) -> RunOutcome:
+    """Where each job of the last SLURM submission in `root` stands, without waiting."""
+    root = root.resolve()
+    recorded = slurm.recorded_jobs(root)
+    if not recorded:
+        say("no SLURM jobs submitted from this workspace")
+        return RunOutcome()
+    status = slurm.job_status(root, recorded)
+    for stage, now in status.items():
+        say(_line(root, stage, now, None))
+    outcome = RunOutcome(status)
+    counts = ", ".join(
+        f"{len(outcome.stages(state))} {state}"
+        for state in (DONE, RUNNING, PENDING, FAILED, CANCELLED)
+        if outcome.stages(state)
+    )
+    say(f"{len(status)} jobs: {counts}")
+    return outcome
+
+
+def cancel(root: Path, say: Callable[[str], None] = print) -> list[str]:
+    stages = slurm.cancel(root.resolve())
+    say(f"cancelled {len(stages)} job{'s' if len(stages) != 1 else ''}: {', '.join(stages)}"
+        if stages else "no job of this workspace is queued or running")  # fmt: skip
+    return stages
+
+
+def _watch(root, runner, interval, began, say) -> dict[str, Status]:
+    shown: dict[str, tuple[str, str]] = {}
+    while True:
+        status = runner.poll()
+        for stage, now in status.items():
+            if shown.get(stage) != (now.state, now.note):
+                shown[stage] = (now.state, now.note)
+                say(_line(root, stage, now, began))
+        if all(now.state in FINAL for now in status.values()):
+            return status
+        time.sleep(interval)
+
+
+def _line(root: Path, stage: str, status: Status, began: float | None) -> str:
+    clock = ""
+    if began is not None:
+        minutes, seconds = divmod(int(time.time() - began), 60)
+        clock = f"[{minutes:3d}:{seconds:02d}] "
+    took = ""
+    if status.state in (DONE, FAILED) and status.started and status.ended:
+        took = _duration(status.ended - status.started)
+    log = job_files.files(root, stage).log.relative_to(root)
+    detail = {
+        RUNNING: str(log),
+        FAILED: f"{took}  see {log}",
+        DONE: took,
+        PENDING: status.note,
+        CANCELLED: status.note,
+    }[status.state]
+    job = f"job {status.job}" if status.job else ""
+    return f"{clock}{status.state:<9} {stage:<32} {job:<10} {detail}".rstrip()
+
+
+def _summary(root: Path, outcome: RunOutcome, seconds: float) -> str:
+    counts = ", ".join(
+        f"{len(outcome.stages(state))} {state}"
+        for state in (DONE, FAILED, CANCELLED)
+        if outcome.stages(state)
+    )
+    lines = [f"{len(outcome.status)} stages in {_duration(seconds)}: {counts}"]
+    for stage in outcome.stages(FAILED):
+        lines.append(f"failed: {stage} (log: {job_files.files(root, stage).log.relative_to(root)})")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+@contextmanager
+def _run_lock(root: Path) -> Iterator[None]:
+    """One driver per workspace at a time: a second refuses at once, naming the first."""
+    path = root / _LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise StageError(
+                f"another `mixmerge run` is running in this workspace ({holder}): wait for it "
+                "to end, or stop it"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
+        yield

@@ -1,0 +1,104 @@
+"""Steps side by side on this machine, at most `jobs` at once, through one warm worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from contextlib import ExitStack, suppress
+
+from mixmerge.cluster import jobs as job_files
+from mixmerge.cluster.executor import CANCELLED, DONE, FAILED, PENDING, RUNNING, Executor, Status
+from mixmerge.cluster.plan import Step
+from mixmerge.lifeline import DRIVER_ENV
+from mixmerge.warm import OFF_ENV, SOCKET_ENV, serving
+
+
+class LocalExecutor(Executor):
+    """A step starts once every step it needs is done; a failed step cancels the steps that
+    need it, directly or not, and the others go on. Stages share a warm worker (the driver's
+    fork), and every stage ends with the driver, however the driver ends."""
+
+    interval = 0.1  # a look costs a wait() per running stage; a slot left empty costs more
+
+    def start(self, steps: list[Step]) -> None:
+        # The longest chain of stages waiting on a step first: it bounds the run's length.
+        chain = {step.stage: 0 for step in steps}
+        for step in reversed(steps):
+            for need in step.needs:
+                chain[need] = max(chain[need], chain[step.stage] + 1)
+        order = sorted(range(len(steps)), key=lambda i: -chain[steps[i].stage])
+        self.steps = {steps[i].stage: steps[i] for i in order}
+        self.status = {step.stage: Status(PENDING) for step in steps}
+        self.running: dict[str, subprocess.Popen] = {}
+        self.exits = ExitStack()
+        env = {**os.environ, DRIVER_ENV: str(os.getpid())}
+        # Stages side by side share the cores rather than each taking them all.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.jobs)))
+        if os.environ.get(OFF_ENV, "") in ("", "0") and os.name == "posix":
+            env[SOCKET_ENV] = self.exits.enter_context(serving())
+        self.env = env
+        self._advance()
+
+    def poll(self) -> dict[str, Status]:
+        self._advance()
+        return dict(self.status)
+
+    def _advance(self) -> None:
+        for stage, process in list(self.running.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del self.running[stage]
+            started = self.status[stage].started
+            self.status[stage] = Status(DONE if code == 0 else FAILED, started, time.time())
+            if code != 0:
+                self._cancel_dependents(stage)
+        for stage, step in self.steps.items():
+            if len(self.running) >= self.jobs:
+                break
+            ready = all(self.status[need].state == DONE for need in step.needs)
+            if self.status[stage].state == PENDING and ready:
+                self._launch(stage)
+
+    def _launch(self, stage: str) -> None:
+        job = self.cluster.resources(stage)
+        script = job_files.write_script(self.root, stage, job, batch=False)
+        log = job_files.files(self.root, stage).log
+        with log.open("w") as output:
+            self.running[stage] = subprocess.Popen(
+                ["bash", str(script)], cwd=self.root, env=self.env, stdout=output,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        self.status[stage] = Status(RUNNING, time.time())
+
+    def _cancel_dependents(self, failed: str) -> None:
+        blocked, grew = {failed}, True
+        while grew:
+            waiting = {s for s, step in self.steps.items() if blocked.intersection(step.needs)}
+            grew = not waiting <= blocked
+            blocked |= waiting
+        for stage in blocked - {failed}:
+            if self.status[stage].state == PENDING:
+                self.status[stage] = Status(CANCELLED, note=f"{failed} failed")
+
+    def interrupt(self) -> str:
+        for process in self.running.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for process in self.running.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+        stopped = len(self.running)
+        return f"stopped {stopped} running stage{'s' if stopped != 1 else ''}"
+
+    def close(self) -> None:
+        self.exits.close()
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)

@@ -1,0 +1,263 @@
+"""`mixmerge run`: the study's stages at once, side by side here or as jobs of a real
+single-node SLURM cluster (`make test` starts one with tests/cluster/start-slurm.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_in, smoke_copy, training_project
+from tests.test_pipeline import stages_run
+
+pytestmark = pytest.mark.slow
+
+
+def _slurm_problem() -> str | None:
+    if shutil.which("sbatch") is None:
+        return "no SLURM here: tests/cluster/start-slurm.sh starts one (as root, on Debian)"
+    answer = subprocess.run(["sinfo", "--noheader"], capture_output=True, text=True)
+    if answer.returncode != 0:
+        return f"SLURM does not answer: {answer.stderr.strip()}"
+    return None
+
+
+needs_slurm = pytest.mark.skipif(_slurm_problem() is not None, reason=str(_slurm_problem()))
+
+
+def mixmerge(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [str(bin_dir / "mixmerge"), *args], cwd=root, env=env, capture_output=True, text=True
+    )
+    if check:
+        assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def outputs(lock: dict) -> dict[tuple[str, str], str]:
+    """Every output's hash in a dvc.lock, but the training reports' (they hold runtimes)."""
+    return {
+        (stage, out["path"]): out.get("md5")
+        for stage, entry in lock["stages"].items()
+        for out in entry.get("outs", [])
+        if not out["path"].startswith("reports/train/")
+    }
+
+
+def test_the_smoke_study_on_slurm_leaves_the_lock_a_serial_repro_leaves(smoke_study, tmp_path):
+    if _slurm_problem():
+        pytest.skip(_slurm_problem())
+    root = smoke_copy(tmp_path)
+    start = time.perf_counter()
+    run = mixmerge(root, "run", "--executor", "slurm")
+    seconds = time.perf_counter() - start
+    assert "stages to run, as SLURM jobs" in run.stdout
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(smoke_study.lock["stages"])
+    assert outputs(lock) == outputs(smoke_study.lock)
+    assert "up to date" in run_in(["dvc", "status"], root)
+    ran = len(lock["stages"])
+    print(f"smoke study: serial {smoke_study.seconds:.0f} s, SLURM {seconds:.0f} s ({ran} stages)")
+
+
+# --- faults, on a DVC project of small shell stages ------------------------------------------
+
+STAGES = {
+    "first": {"cmd": "echo first > first.txt", "outs": ["first.txt"]},
+    "broken": {"cmd": "false", "deps": ["first.txt"], "outs": ["broken.txt"]},
+    "after": {"cmd": "cp broken.txt after.txt", "deps": ["broken.txt"], "outs": ["after.txt"]},
+    "aside": {
+        "cmd": "sleep 2 && echo aside > aside.txt",
+        "deps": ["first.txt"],
+        "outs": ["aside.txt"],
+    },
+}
+
+
+def project(folder: Path, stages: dict, small_raw: dict) -> Path:
+    """A git and DVC repository of shell stages, with a valid params file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    (folder / "params.yaml").write_text(yaml.safe_dump(small_raw, sort_keys=False))
+    (folder / ".gitignore").write_text("logs/\n")
+    run_in(["git", "init", "-q"], folder)
+    run_in(["dvc", "init", "-q"], folder)
+    run_in(["git", "add", "-A"], folder)
+    run_in(["git", "commit", "-qm", "project"], folder)
+    return folder
+
+
+def our_jobs(root: Path) -> list[str]:
+    listed = subprocess.run(
+        ["squeue", "--me", "--noheader", "--format=%i|%Z"], capture_output=True, text=True
+    ).stdout.split()
+    return [line.split("|")[0] for line in listed if Path(line.split("|")[1]) == root]
+
+
+@pytest.mark.parametrize(
+    "executor", ["local", pytest.param("slurm", marks=needs_slurm)]
+)  # fmt: skip
+def test_a_failed_stage_cancels_what_needs_it_and_a_rerun_runs_only_what_is_missing(
+    tmp_path, small_raw, executor
+):
+    root = project(tmp_path / "project", STAGES, small_raw)
+    run = mixmerge(root, "run", "--executor", executor, check=False)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "failed: broken (log: logs/broken.log)" in run.stdout
+    last = {
+        stage: state for state, stage in re.findall(r"^\[[ 0-9:]+\] (\w+) +(\S+)", run.stdout, re.M)
+    }
+    assert last == {"first": "done", "broken": "failed", "after": "cancelled", "aside": "done"}
+    assert (root / "aside.txt").exists() and not (root / "after.txt").exists()
+    if executor == "slurm":  # cancelled by SLURM, not left pending on a dependency forever
+        assert our_jobs(root.resolve()) == []
+
+    stages = {**STAGES, "broken": {**STAGES["broken"], "cmd": "echo fixed > broken.txt"}}
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    rerun = mixmerge(root, "run", "--executor", executor)
+    assert "2 stages to run" in rerun.stdout, rerun.stdout
+    assert "2 stages in" in rerun.stdout and "2 done" in rerun.stdout
+    assert (root / "after.txt").read_text() == "fixed\n"
+    assert "up to date" in run_in(["dvc", "status"], root)
+
+
+SLOW = {
+    "slow": {
+        "cmd": "echo ran >> slow.count && sleep 6 && echo slow > slow.txt",
+        "outs": ["slow.txt"],
+    },
+    "next": {
+        "cmd": "echo ran >> next.count && cp slow.txt next.txt",
+        "deps": ["slow.txt"],
+        "outs": ["next.txt"],
+    },
+}
+
+
+def _start(root: Path, *args: str) -> subprocess.Popen:
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.Popen(
+        [str(bin_dir / "mixmerge"), "run", *args], cwd=root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def _wait_running(root: Path, stage: str) -> None:
+    deadline = time.monotonic() + 60
+    while not (root / "logs" / f"{stage}.state.json").exists():
+        assert time.monotonic() < deadline, f"{stage} never started"
+        time.sleep(0.1)
+
+
+@needs_slurm
+def test_a_killed_driver_leaves_its_jobs_running_and_a_rerun_attaches_to_them(tmp_path, small_raw):
+    root = project(tmp_path / "project", SLOW, small_raw).resolve()
+    driver = _start(root, "--executor", "slurm")
+    _wait_running(root, "slow")
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    submitted = json.loads((root / "logs" / "jobs.json").read_text())
+    assert sorted(our_jobs(root)) == sorted(submitted.values())  # the jobs go on
+
+    rerun = mixmerge(root, "run", "--executor", "slurm")
+    assert json.loads((root / "logs" / "jobs.json").read_text()) == submitted  # none twice
+    assert "2 stages in" in rerun.stdout and "2 done" in rerun.stdout, rerun.stdout
+    assert (root / "slow.count").read_text() == "ran\n"
+    assert (root / "next.count").read_text() == "ran\n"
+    assert "up to date" in run_in(["dvc", "status"], root)
+
+
+def test_a_second_run_in_the_same_workspace_refuses_while_the_first_runs(tmp_path, small_raw):
+    root = project(tmp_path / "project", SLOW, small_raw)
+    first = _start(root)
+    _wait_running(root, "slow")
+    second = mixmerge(root, "run", check=False)
+    assert second.returncode == 1
+    assert "another `mixmerge run` is running in this workspace" in second.stderr
+    assert first.wait(120) == 0, first.stdout.read()
+    assert (root / "slow.count").read_text() == "ran\n"
+    assert "up to date" in run_in(["dvc", "status"], root)
+
+
+@needs_slurm
+def test_a_training_job_requeued_mid_run_resumes_from_its_checkpoint(study):
+    root = training_project(study, epochs=30).resolve()
+    mixmerge(root, "run", "--executor", "slurm", "--detach")
+    [job] = json.loads((root / "logs" / "jobs.json").read_text()).values()
+    deadline = time.monotonic() + 180
+    while not list((root / "checkpoints" / "sft" / "mix15").rglob("checkpoint-*")):
+        assert time.monotonic() < deadline, (root / "logs" / "sft.log").read_text()
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "requeue", job], check=True)
+
+    attached = mixmerge(root, "run", "--executor", "slurm")  # waits for the requeued job
+    assert "1 stage to run" in attached.stdout and "1 done" in attached.stdout, attached.stdout
+    log = (root / "logs" / "sft.log").read_text()
+    assert log.count("Running stage 'sft'") == 2  # the job ran again, after the requeue...
+    assert "resuming from" in log.split("Running stage 'sft'")[2]  # ...from its checkpoint
+    assert (root / "models" / "sft" / "mix15" / "seed-0" / "model.safetensors").exists()
+    assert "up to date" in run_in(["dvc", "status"], root)
+
+
+@pytest.mark.skipif(shutil.which("scontrol") is None, reason="no SLURM commands here")
+def test_a_training_job_of_several_nodes_launches_one_accelerate_per_node():
+    from mixmerge.training.launch import launch_command
+
+    job = {
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_JOB_NODELIST": "gpu[03-04]",
+        "SLURM_GPUS_PER_NODE": "h100:8",
+        "SLURM_JOB_ID": "1234",
+    }
+    command = launch_command("configs/accelerate/fsdp.yaml", ["sft", "mix0"], job)
+    assert command[:4] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    per_node = command[-1]
+    for expected in ("--num_machines 2", "--num_processes 16", "--main_process_ip gpu03",
+                     "--main_process_port 30734", '--machine_rank "$SLURM_NODEID"'):  # fmt: skip
+        assert expected in per_node
+    assert per_node.endswith("-m stages sft mix0")
+    # Each node's task reads its own rank: what the shell of node 1 runs.
+    shown = subprocess.run(
+        ["bash", "-c", per_node.replace(sys.executable, "echo", 1)],
+        env={**os.environ, "SLURM_NODEID": "1"}, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert "--machine_rank 1 -m stages sft mix0" in shown
+    one_node = launch_command("configs/accelerate/ddp.yaml", ["dpo", "mix0"], {})
+    assert one_node[1:4] == ["-m", "accelerate.commands.launch", "--config_file"]
+
+
+def test_a_queued_sweep_of_a_merge_weight_runs_only_that_merge_its_evaluation_and_the_report(
+    smoke_study,
+):
+    root = smoke_study.root  # up to date; an experiment starts from its last commit
+    run_in(["git", "add", "-A"], root)
+    run_in(["git", "commit", "-qm", "the smoke study, run"], root)
+    swept = {"merge@sft_linear", "evaluate-merge@sft_linear", "report"}
+    for weight in (0.3, 0.7):
+        setting = f"merges.sft_linear.models.1.weight={weight}"
+        run_in(["dvc", "exp", "run", "--queue", "-S", setting], root)
+    run_in(["dvc", "queue", "start", "-j", "2"], root)
+    deadline = time.monotonic() + 600
+    while re.search(r"\b(Queued|Running)\b", run_in(["dvc", "queue", "status"], root)):
+        assert time.monotonic() < deadline, run_in(["dvc", "queue", "status"], root)
+        time.sleep(2)
+    finished = re.findall(
+        r"^(\S+)\s+\S+\s+.*\bSuccess\b", run_in(["dvc", "queue", "status"], root), re.M
+    )
+    assert len(finished) == 2, run_in(["dvc", "queue", "status"], root)
+    for name in finished:
+        assert stages_run(run_in(["dvc", "queue", "logs", name], root)) == swept
+    temporary = ["dvc", "exp", "run", "--temp", "-S", "merges.sft_linear.models.1.weight=0.6"]
+    assert stages_run(run_in(temporary, root)) == swept
