@@ -261,3 +261,50 @@ def test_a_queued_sweep_of_a_merge_weight_runs_only_that_merge_its_evaluation_an
         assert stages_run(run_in(["dvc", "queue", "logs", name], root)) == swept
     temporary = ["dvc", "exp", "run", "--temp", "-S", "merges.sft_linear.models.1.weight=0.6"]
     assert stages_run(run_in(temporary, root)) == swept
+
+
+def test_the_simulated_schedule_runs_steps_at_once_where_gpus_allow_and_never_before_needs():
+    from mixmerge.cluster.plan import Step
+    from mixmerge.cluster.simulate import Cost, critical_path, simulate
+
+    steps = [
+        Step("prepare", ()),
+        Step("sft@a", ("prepare",)),
+        Step("sft@b", ("prepare",)),
+        Step("merge", ("sft@a", "sft@b")),
+        Step("evaluate@a", ("sft@a",)),
+        Step("evaluate@b", ("sft@b",)),
+        Step("report", ("merge", "evaluate@a", "evaluate@b")),
+    ]
+    costs = {
+        "prepare": Cost(1),
+        "sft@a": Cost(10, gpus_per_node=8),
+        "sft@b": Cost(6, gpus_per_node=8),
+        "merge": Cost(2),
+        "evaluate@a": Cost(3, gpus_per_node=1),
+        "evaluate@b": Cost(3, gpus_per_node=1),
+        "report": Cost(1),
+    }
+    assert critical_path(steps, costs) == (15, ["prepare", "sft@a", "evaluate@a", "report"])
+    one = simulate(steps, costs, nodes=1, gpus_per_node=8)
+    # The longer run first; the other waits for the node, its evaluation shares it with none.
+    assert one.starts["sft@a"] == 1 and one.starts["sft@b"] == 11 and one.seconds == 21
+    two = simulate(steps, costs, nodes=2, gpus_per_node=8)
+    assert two.starts["sft@b"] == 1 and two.seconds == 15  # the critical path: nothing shorter
+    for schedule in (one, two):
+        for step in steps:
+            for need in step.needs:
+                assert schedule.starts[step.stage] >= schedule.starts[need] + costs[need].seconds
+
+
+def test_the_paper_profile_simulates_from_its_dvc_graph():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/cluster_plan.py", "--nodes", "1", "16"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    stages = int(re.search(r": (\d+) stages", done.stdout).group(1))
+    assert stages > 50  # every run, merge, search and evaluation of the paper's study
+    assert re.search(r"critical path: .*\(\S+ -> .* -> report\)", done.stdout)
+    one, sixteen = map(float, re.findall(r"GPUs: +([\d.]+) h", done.stdout))
+    assert sixteen <= one

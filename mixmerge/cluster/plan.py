@@ -38,13 +38,15 @@ def plan(root: Path, targets: Sequence[str] = ()) -> list[Step]:
     try:
         with Repo(str(root)) as repo, repo.lock:
             graph = get_active_graph(repo.index.graph)
-            chosen = collect_stages(repo, list(targets) or ["dvc.yaml"])
+            chosen = collect_stages(repo, list(targets) or [str(root / "dvc.yaml")])
             steps: dict = {}
             for stage in plan_repro(graph, chosen):
                 # DVC's graph points from a stage to the stages it depends on.
                 upstream = [u for u in graph.successors(stage) if u in steps]
                 if not stage.frozen and (upstream or _changed(stage)):
-                    steps[stage] = Step(stage.addressing, tuple(u.addressing for u in upstream))
+                    steps[stage] = Step(
+                        _address(stage, root), tuple(_address(u, root) for u in upstream)
+                    )
             return list(steps.values())
     finally:
         quiet.setLevel(level)
@@ -57,3 +59,12 @@ def _changed(stage) -> bool:
         return stage.changed()
     except LockError:  # another process writes its outputs now: a job running it, or about to
         return True
+
+
+def _address(stage, root: Path) -> str:
+    """The stage as `dvc repro` takes it in `root`: its name, with its file where that is not
+    the root's dvc.yaml (DVC's own addressing is relative to the working directory)."""
+    dvcfile = Path(stage.dvcfile.path).resolve()
+    if dvcfile == root.resolve() / "dvc.yaml":
+        return stage.name
+    return f"{dvcfile.relative_to(root.resolve())}:{stage.name}"
