@@ -13,16 +13,7 @@ from pathlib import Path
 
 from mixmerge.cluster import jobs as job_files
 from mixmerge.cluster import slurm
-from mixmerge.cluster.executor import (
-    CANCELLED,
-    DONE,
-    FAILED,
-    FINAL,
-    PENDING,
-    RUNNING,
-    Executor,
-    Status,
-)
+from mixmerge.cluster.executor import FINAL, Executor, State, Status
 from mixmerge.cluster.local import LocalExecutor
 from mixmerge.cluster.plan import plan
 from mixmerge.cluster.sharedfs import check_shared_filesystem
@@ -44,7 +35,7 @@ class RunOutcome:
 
     @property
     def ok(self) -> bool:
-        return all(status.state == DONE for status in self.status.values())
+        return all(status.state == State.DONE for status in self.status.values())
 
 
 def run(
@@ -103,8 +94,8 @@ def report(root: Path, say: Callable[[str], None] = print) -> RunOutcome:
         say(_line(root, stage, now, None))
     outcome = RunOutcome(status)
     counts = ", ".join(
-        f"{len(outcome.stages(state))} {state}"
-        for state in (DONE, RUNNING, PENDING, FAILED, CANCELLED)
+        f"{len(outcome.stages(state))} {state.value}"
+        for state in (State.DONE, State.RUNNING, State.PENDING, State.FAILED, State.CANCELLED)
         if outcome.stages(state)
     )
     say(f"{len(status)} jobs: {counts}")
@@ -123,9 +114,9 @@ def _watch(root, runner, interval, began, say) -> dict[str, Status]:
     while True:
         status = runner.poll()
         for stage, now in status.items():
-            if shown.get(stage) != (now.state, now.note):
-                shown[stage] = (now.state, now.note)
+            if shown.get(stage, (State.PENDING, "")) != (now.state, now.note):
                 say(_line(root, stage, now, began))
+            shown[stage] = (now.state, now.note)
         if all(now.state in FINAL for now in status.values()):
             return status
         time.sleep(interval)
@@ -137,28 +128,28 @@ def _line(root: Path, stage: str, status: Status, began: float | None) -> str:
         minutes, seconds = divmod(int(time.time() - began), 60)
         clock = f"[{minutes:3d}:{seconds:02d}] "
     took = ""
-    if status.state in (DONE, FAILED) and status.started and status.ended:
+    if status.state in (State.DONE, State.FAILED) and status.started and status.ended:
         took = _duration(status.ended - status.started)
     log = job_files.files(root, stage).log.relative_to(root)
     detail = {
-        RUNNING: str(log),
-        FAILED: f"{took}  see {log}",
-        DONE: took,
-        PENDING: status.note,
-        CANCELLED: status.note,
+        State.RUNNING: str(log),
+        State.FAILED: f"{took}  see {log}",
+        State.DONE: took,
+        State.PENDING: status.note,
+        State.CANCELLED: status.note,
     }[status.state]
     job = f"job {status.job}" if status.job else ""
-    return f"{clock}{status.state:<9} {stage:<32} {job:<10} {detail}".rstrip()
+    return f"{clock}{status.state.value:<9} {stage:<32} {job:<10} {detail}".rstrip()
 
 
 def _summary(root: Path, outcome: RunOutcome, seconds: float) -> str:
     counts = ", ".join(
-        f"{len(outcome.stages(state))} {state}"
-        for state in (DONE, FAILED, CANCELLED)
+        f"{len(outcome.stages(state))} {state.value}"
+        for state in (State.DONE, State.FAILED, State.CANCELLED)
         if outcome.stages(state)
     )
     lines = [f"{len(outcome.status)} stages in {_duration(seconds)}: {counts}"]
-    for stage in outcome.stages(FAILED):
+    for stage in outcome.stages(State.FAILED):
         lines.append(f"failed: {stage} (log: {job_files.files(root, stage).log.relative_to(root)})")
     return "\n".join(lines)
 

@@ -5,19 +5,29 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from mixmerge.cluster.plan import Step
 from mixmerge.config.cluster import ClusterConfig
 
-# A step's states; the last three are final.
-PENDING, RUNNING, DONE, FAILED, CANCELLED = "pending", "running", "done", "failed", "cancelled"
-FINAL = (DONE, FAILED, CANCELLED)
+
+class State(str, Enum):
+    """Where a step stands; the job script records `running`, `done` and `failed` itself."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL = (State.DONE, State.FAILED, State.CANCELLED)
 
 
 @dataclass(frozen=True)
 class Status:
-    state: str
+    state: State
     started: float | None = None
     ended: float | None = None
     job: str = ""  # the scheduler's id of the step's job, where there is one

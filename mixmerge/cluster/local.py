@@ -9,7 +9,7 @@ import time
 from contextlib import ExitStack, suppress
 
 from mixmerge.cluster import jobs as job_files
-from mixmerge.cluster.executor import CANCELLED, DONE, FAILED, PENDING, RUNNING, Executor, Status
+from mixmerge.cluster.executor import Executor, State, Status
 from mixmerge.cluster.plan import Step
 from mixmerge.lifeline import DRIVER_ENV
 from mixmerge.warm import OFF_ENV, SOCKET_ENV, serving
@@ -30,7 +30,7 @@ class LocalExecutor(Executor):
                 chain[need] = max(chain[need], chain[step.stage] + 1)
         order = sorted(range(len(steps)), key=lambda i: -chain[steps[i].stage])
         self.steps = {steps[i].stage: steps[i] for i in order}
-        self.status = {step.stage: Status(PENDING) for step in steps}
+        self.status = {step.stage: Status(State.PENDING) for step in steps}
         self.running: dict[str, subprocess.Popen] = {}
         self.exits = ExitStack()
         env = {**os.environ, DRIVER_ENV: str(os.getpid())}
@@ -52,14 +52,16 @@ class LocalExecutor(Executor):
                 continue
             del self.running[stage]
             started = self.status[stage].started
-            self.status[stage] = Status(DONE if code == 0 else FAILED, started, time.time())
+            self.status[stage] = Status(
+                State.DONE if code == 0 else State.FAILED, started, time.time()
+            )
             if code != 0:
                 self._cancel_dependents(stage)
         for stage, step in self.steps.items():
             if len(self.running) >= self.jobs:
                 break
-            ready = all(self.status[need].state == DONE for need in step.needs)
-            if self.status[stage].state == PENDING and ready:
+            ready = all(self.status[need].state == State.DONE for need in step.needs)
+            if self.status[stage].state == State.PENDING and ready:
                 self._launch(stage)
 
     def _launch(self, stage: str) -> None:
@@ -71,7 +73,7 @@ class LocalExecutor(Executor):
                 ["bash", str(script)], cwd=self.root, env=self.env, stdout=output,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-        self.status[stage] = Status(RUNNING, time.time())
+        self.status[stage] = Status(State.RUNNING, time.time())
 
     def _cancel_dependents(self, failed: str) -> None:
         blocked, grew = {failed}, True
@@ -80,8 +82,8 @@ class LocalExecutor(Executor):
             grew = not waiting <= blocked
             blocked |= waiting
         for stage in blocked - {failed}:
-            if self.status[stage].state == PENDING:
-                self.status[stage] = Status(CANCELLED, note=f"{failed} failed")
+            if self.status[stage].state == State.PENDING:
+                self.status[stage] = Status(State.CANCELLED, note=f"{failed} failed")
 
     def interrupt(self) -> str:
         for process in self.running.values():

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 from mixmerge.cluster import jobs as job_files
-from mixmerge.cluster.executor import CANCELLED, DONE, FAILED, PENDING, RUNNING, Executor, Status
+from mixmerge.cluster.executor import FINAL, Executor, State, Status
 from mixmerge.cluster.plan import Step
 from mixmerge.core.errors import StageError
 
@@ -32,7 +32,10 @@ _CANCELLED = {"CANCELLED", "DEADLINE", "PREEMPTED"}
 
 
 class SlurmExecutor(Executor):
+    interval = 2.0  # a look asks squeue once
+
     def start(self, steps: list[Step]) -> None:
+        self.ended: dict[str, Status] = {}
         self.stages = [step.stage for step in steps]
         attached = active_jobs(self.root)
         self.attached = {stage: attached[stage] for stage in self.stages if stage in attached}
@@ -54,7 +57,10 @@ class SlurmExecutor(Executor):
         _record(self.root, self.attached)
 
     def poll(self) -> dict[str, Status]:
-        return job_status(self.root, {stage: self.job_ids[stage] for stage in self.stages})
+        going = {s: self.job_ids[s] for s in self.stages if s not in self.ended}
+        now = job_status(self.root, going) if going else {}
+        self.ended.update({s: status for s, status in now.items() if status.state in FINAL})
+        return {stage: self.ended.get(stage) or now[stage] for stage in self.stages}
 
     def interrupt(self) -> str:
         return (
@@ -74,12 +80,12 @@ def job_status(root: Path, job_ids: dict[str, str]) -> dict[str, Status]:
         if job in queue:
             state, reason = queue[job][1:3]
             if state in ("RUNNING", "COMPLETING") and mine is not None:
-                status[stage] = Status(RUNNING, mine.started, job=job)
-            else:  # a requeued job waits as PENDING, a starting one as CONFIGURING
+                status[stage] = Status(State.RUNNING, mine.started, job=job)
+            else:  # a requeued job waits as State.PENDING, a starting one as CONFIGURING
                 note = reason if reason not in ("None", "") else state.lower()
-                status[stage] = Status(PENDING, job=job, note=note)
-        elif mine is not None and mine.state in (DONE, FAILED):
-            status[stage] = Status(mine.state, mine.started, mine.ended, job=job)
+                status[stage] = Status(State.PENDING, job=job, note=note)
+        elif mine is not None and mine.state in (State.DONE, State.FAILED):
+            status[stage] = Status(State(mine.state), mine.started, mine.ended, job=job)
         else:
             status[stage] = _ended(job, mine)
     return status
@@ -94,7 +100,7 @@ def _ended(job: str, mine) -> Status:
     state = fields.get("JobState", "")
     started = mine.started if mine else None
     if state in _ENDED_WELL:
-        return Status(DONE, started, job=job)
+        return Status(State.DONE, started, job=job)
     if state in _CANCELLED or not state:
         reason = fields.get("Reason", "")
         note = (
@@ -102,8 +108,8 @@ def _ended(job: str, mine) -> Status:
             if reason == "DependencyNeverSatisfied"
             else (reason.lower() if reason and reason != "None" else "gone from SLURM")
         )
-        return Status(CANCELLED, started, job=job, note=note)
-    return Status(FAILED, started, job=job, note=state.lower())
+        return Status(State.CANCELLED, started, job=job, note=note)
+    return Status(State.FAILED, started, job=job, note=state.lower())
 
 
 def active_jobs(root: Path) -> dict[str, str]:
