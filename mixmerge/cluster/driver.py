@@ -64,7 +64,7 @@ def run(
         interval = interval or runner.interval
         began = time.time()
         try:
-            runner.start([*steps])
+            runner.start(steps)
             if detach:
                 status = runner.poll()
                 for stage, now in status.items():

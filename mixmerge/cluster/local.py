@@ -34,8 +34,6 @@ class LocalExecutor(Executor):
         self.running: dict[str, subprocess.Popen] = {}
         self.exits = ExitStack()
         env = {**os.environ, DRIVER_ENV: str(os.getpid())}
-        # Stages side by side share the cores rather than each taking them all.
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.jobs)))
         if os.environ.get(OFF_ENV, "") in ("", "0") and os.name == "posix":
             env[SOCKET_ENV] = self.exits.enter_context(serving())
         self.env = env
@@ -57,20 +55,27 @@ class LocalExecutor(Executor):
             )
             if code != 0:
                 self._cancel_dependents(stage)
-        for stage, step in self.steps.items():
-            if len(self.running) >= self.jobs:
-                break
-            ready = all(self.status[need].state == State.DONE for need in step.needs)
-            if self.status[stage].state == State.PENDING and ready:
-                self._launch(stage)
+        ready = [
+            stage
+            for stage, step in self.steps.items()
+            if self.status[stage].state == State.PENDING
+            and all(self.status[need].state == State.DONE for need in step.needs)
+        ]
+        for stage in ready[: max(0, self.jobs - len(self.running))]:
+            self._launch(stage, sharing=min(self.jobs, len(self.running) + len(ready)))
 
-    def _launch(self, stage: str) -> None:
+    def _launch(self, stage: str, sharing: int) -> None:
+        """Start a stage; `sharing` stages will share the cores meanwhile, as far as one can
+        tell now: a stage alone on the critical path (the base) takes them all."""
         job = self.cluster.resources(stage)
         script = job_files.write_script(self.root, stage, job, batch=False)
         log = job_files.files(self.root, stage).log
+        env = dict(self.env)
+        if "OMP_NUM_THREADS" not in os.environ:
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, sharing)))
         with log.open("w") as output:
             self.running[stage] = subprocess.Popen(
-                ["bash", str(script)], cwd=self.root, env=self.env, stdout=output,
+                ["bash", str(script)], cwd=self.root, env=env, stdout=output,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         self.status[stage] = Status(State.RUNNING, time.time())

@@ -20,7 +20,7 @@ from mixmerge.cluster.executor import FINAL, Executor, State, Status
 from mixmerge.cluster.plan import Step
 from mixmerge.core.errors import StageError
 
-# The jobs a run submitted, by stage: for `mixmerge run --status` and `--cancel`.
+# The jobs of the last run, submitted or attached to, by stage: for `mixmerge run --status`.
 JOBS = job_files.LOGS / "jobs.json"
 # squeue's states of a job that has not ended yet.
 _ACTIVE = {
@@ -40,6 +40,7 @@ class SlurmExecutor(Executor):
         attached = active_jobs(self.root)
         self.attached = {stage: attached[stage] for stage in self.stages if stage in attached}
         self.job_ids: dict[str, str] = dict(self.attached)
+        _record(self.root, self.job_ids, anew=True)
         for step in steps:
             if step.stage in self.job_ids:
                 continue
@@ -53,8 +54,7 @@ class SlurmExecutor(Executor):
             if needs:
                 command.append(f"--dependency=afterok:{':'.join(needs)}")
             self.job_ids[step.stage] = _call([*command, str(script)]).split(";")[0]
-            _record(self.root, {step.stage: self.job_ids[step.stage]})
-        _record(self.root, self.attached)
+            _record(self.root, {step.stage: self.job_ids[step.stage]})  # as each is submitted
 
     def poll(self) -> dict[str, Status]:
         going = {s: self.job_ids[s] for s in self.stages if s not in self.ended}
@@ -136,10 +136,11 @@ def recorded_jobs(root: Path) -> dict[str, str]:
         return {}
 
 
-def _record(root: Path, submitted: dict[str, str]) -> None:
+def _record(root: Path, submitted: dict[str, str], anew: bool = False) -> None:
+    """Add jobs to this run's record, or (`anew`) start the record of a new run with them."""
     path = root / JOBS
     path.parent.mkdir(parents=True, exist_ok=True)
-    jobs = {**recorded_jobs(root), **submitted}
+    jobs = {**({} if anew else recorded_jobs(root)), **submitted}
     path.with_suffix(".tmp").write_text(json.dumps(jobs, indent=1) + "\n")
     path.with_suffix(".tmp").replace(path)
 
