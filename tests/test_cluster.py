@@ -308,3 +308,21 @@ def test_the_paper_profile_simulates_from_its_dvc_graph():
     assert re.search(r"critical path: .*\(\S+ -> .* -> report\)", done.stdout)
     one, sixteen = map(float, re.findall(r"GPUs: +([\d.]+) h", done.stdout))
     assert sixteen <= one
+
+
+def test_on_a_network_file_system_dvc_gets_hardlink_locks_and_a_link_cache(
+    tmp_path, small_raw, monkeypatch
+):
+    from mixmerge.cluster import sharedfs
+
+    root = project(tmp_path / "project", STAGES, small_raw)
+    assert sharedfs.filesystem_of(root) not in sharedfs.NETWORK  # a local disk: nothing set
+    assert sharedfs.check_shared_filesystem(root) == []
+    # What /proc/mounts would say of a workspace on NFS; the rest is DVC's own config.
+    monkeypatch.setattr(sharedfs, "filesystem_of", lambda path: "nfs4")
+    said = sharedfs.check_shared_filesystem(root)
+    assert len(said) == 2
+    assert run_in(["dvc", "config", "core.hardlink_lock"], root).strip().lower() == "true"
+    assert run_in(["dvc", "config", "cache.type"], root).strip() == "hardlink,symlink"
+    assert "hardlink_lock" in (root / ".dvc" / "config.local").read_text()
+    assert sharedfs.check_shared_filesystem(root) == []  # set once; a user's choice is kept

@@ -45,12 +45,15 @@ def check_shared_filesystem(root: Path) -> list[str]:
 
     said = []
     with Repo(str(root)) as repo:
-        core, cache = repo.config.get("core", {}), repo.config.get("cache", {})
+        # What any level of DVC's config sets (the merged config fills in DVC's defaults).
+        levels = [repo.config.load_one(level) for level in repo.config.LEVELS]
+        explicit = {(section, key) for level in levels for section in ("core", "cache")
+                    for key in level.get(section, {})}  # fmt: skip
         with repo.config.edit("local") as local:
-            if "hardlink_lock" not in core:
+            if ("core", "hardlink_lock") not in explicit:
                 local.setdefault("core", {})["hardlink_lock"] = True
                 said.append(f"{kind}: set core.hardlink_lock in .dvc/config.local")
-            if "type" not in cache:
+            if ("cache", "type") not in explicit:
                 local.setdefault("cache", {})["type"] = "hardlink,symlink"
                 said.append(f"{kind}: set cache.type hardlink,symlink in .dvc/config.local")
     return said
