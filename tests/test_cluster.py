@@ -55,20 +55,29 @@ def outputs(lock: dict) -> dict[tuple[str, str], str]:
     }
 
 
+# Two SFT runs and their evaluations with everything they need: every kind of stage before the
+# merges, side by side where the DAG allows. The whole smoke study through SLURM takes 330 s
+# here, more than this module's share of the test budget (its runs and merges add nothing to
+# what SLURM orders).
+SLICE = ["evaluate-sft@mix0", "evaluate-sft@mix15"]
+
+
 def test_the_smoke_study_on_slurm_leaves_the_lock_a_serial_repro_leaves(smoke_study, tmp_path):
     if _slurm_problem():
         pytest.skip(_slurm_problem())
     root = smoke_copy(tmp_path)
     start = time.perf_counter()
-    run = mixmerge(root, "run", "--executor", "slurm")
+    run = mixmerge(root, "run", "--executor", "slurm", *SLICE)
     seconds = time.perf_counter() - start
-    assert "stages to run, as SLURM jobs" in run.stdout
+    assert "9 stages to run, as SLURM jobs" in run.stdout, run.stdout
+    assert re.search(r"^\[[ 0-9:]+\] pending +sft@mix0 +job \d+ +Dependency", run.stdout, re.M)
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    assert set(lock["stages"]) == set(smoke_study.lock["stages"])
-    assert outputs(lock) == outputs(smoke_study.lock)
-    assert "up to date" in run_in(["dvc", "status"], root)
-    ran = len(lock["stages"])
-    print(f"smoke study: serial {smoke_study.seconds:.0f} s, SLURM {seconds:.0f} s ({ran} stages)")
+    serial = {
+        key: md5 for key, md5 in outputs(smoke_study.lock).items() if key[0] in lock["stages"]
+    }
+    assert len(lock["stages"]) == 9 and outputs(lock) == serial
+    assert "up to date" in run_in(["dvc", "status", *SLICE], root)
+    print(f"SLURM: {seconds:.0f} s for {len(lock['stages'])} stages")
 
 
 # --- faults, on a DVC project of small shell stages ------------------------------------------
@@ -170,6 +179,9 @@ def test_a_killed_driver_leaves_its_jobs_running_and_a_rerun_attaches_to_them(tm
     driver.wait()
     submitted = json.loads((root / "logs" / "jobs.json").read_text())
     assert sorted(our_jobs(root)) == sorted(submitted.values())  # the jobs go on
+    status = mixmerge(root, "run", "--status", check=False)
+    assert status.returncode == 1 and "2 jobs: " in status.stdout  # not done yet
+    assert re.search(r"^running +slow +job \d+", status.stdout, re.M), status.stdout
 
     rerun = mixmerge(root, "run", "--executor", "slurm")
     assert json.loads((root / "logs" / "jobs.json").read_text()) == submitted  # none twice
@@ -177,6 +189,22 @@ def test_a_killed_driver_leaves_its_jobs_running_and_a_rerun_attaches_to_them(tm
     assert (root / "slow.count").read_text() == "ran\n"
     assert (root / "next.count").read_text() == "ran\n"
     assert "up to date" in run_in(["dvc", "status"], root)
+
+
+@needs_slurm
+def test_a_detached_run_is_cancelled_by_name_and_its_status_says_so(tmp_path, small_raw):
+    root = project(tmp_path / "project", SLOW, small_raw).resolve()
+    detached = mixmerge(root, "run", "--executor", "slurm", "--detach")
+    assert "submitted; `mixmerge run --status` reports on the jobs" in detached.stdout
+    assert len(our_jobs(root)) == 2
+    cancelled = mixmerge(root, "run", "--cancel")
+    assert "cancelled 2 jobs: next, slow" in cancelled.stdout
+    deadline = time.monotonic() + 30
+    while our_jobs(root):  # the running one is signalled, then gone
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    status = mixmerge(root, "run", "--status", check=False)
+    assert status.returncode == 1 and "2 jobs: 2 cancelled" in status.stdout, status.stdout
 
 
 def test_a_second_run_in_the_same_workspace_refuses_while_the_first_runs(tmp_path, small_raw):
@@ -191,9 +219,15 @@ def test_a_second_run_in_the_same_workspace_refuses_while_the_first_runs(tmp_pat
     assert "up to date" in run_in(["dvc", "status"], root)
 
 
+def _job_state(job: str) -> str:
+    return subprocess.run(
+        ["squeue", "--noheader", "--jobs", job, "--format=%T"], capture_output=True, text=True
+    ).stdout.strip()
+
+
 @needs_slurm
 def test_a_training_job_requeued_mid_run_resumes_from_its_checkpoint(study):
-    root = training_project(study, epochs=30).resolve()
+    root = training_project(study, epochs=20).resolve()
     mixmerge(root, "run", "--executor", "slurm", "--detach")
     [job] = json.loads((root / "logs" / "jobs.json").read_text()).values()
     deadline = time.monotonic() + 180
@@ -201,6 +235,13 @@ def test_a_training_job_requeued_mid_run_resumes_from_its_checkpoint(study):
         assert time.monotonic() < deadline, (root / "logs" / "sft.log").read_text()
         time.sleep(0.2)
     subprocess.run(["scontrol", "requeue", job], check=True)
+    # SLURM holds a requeued job for two minutes (its BeginTime); a preempted job waits for its
+    # turn likewise. Neither is what this test is about: let it start again now.
+    deadline = time.monotonic() + 60
+    while _job_state(job) != "PENDING":  # once its processes are gone and it is queued again
+        assert time.monotonic() < deadline, _job_state(job)
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=True)
 
     attached = mixmerge(root, "run", "--executor", "slurm")  # waits for the requeued job
     assert "1 stage to run" in attached.stdout and "1 done" in attached.stdout, attached.stdout
@@ -245,7 +286,7 @@ def test_a_queued_sweep_of_a_merge_weight_runs_only_that_merge_its_evaluation_an
     run_in(["git", "add", "-A"], root)
     run_in(["git", "commit", "-qm", "the smoke study, run"], root)
     swept = {"merge@sft_linear", "evaluate-merge@sft_linear", "report"}
-    for weight in (0.3, 0.7):
+    for weight in (0.2, 0.8):  # not 0.6: test_end_to_end sets it, and the run cache is shared
         setting = f"merges.sft_linear.models.1.weight={weight}"
         run_in(["dvc", "exp", "run", "--queue", "-S", setting], root)
     run_in(["dvc", "queue", "start", "-j", "2"], root)
@@ -259,8 +300,6 @@ def test_a_queued_sweep_of_a_merge_weight_runs_only_that_merge_its_evaluation_an
     assert len(finished) == 2, run_in(["dvc", "queue", "status"], root)
     for name in finished:
         assert stages_run(run_in(["dvc", "queue", "logs", name], root)) == swept
-    temporary = ["dvc", "exp", "run", "--temp", "-S", "merges.sft_linear.models.1.weight=0.6"]
-    assert stages_run(run_in(temporary, root)) == swept
 
 
 def test_the_simulated_schedule_runs_steps_at_once_where_gpus_allow_and_never_before_needs():
