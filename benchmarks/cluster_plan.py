@@ -201,6 +201,8 @@ def main() -> None:
     args = parser.parse_args()
 
     params = yaml.safe_load(args.params.read_text())
+    given = args.params.resolve()
+    shown = given.relative_to(REPO) if REPO in given.parents else args.params
     steps = study_steps(args.params)
     estimated = costs(steps, params)
     serial = sum(c.seconds for c in estimated.values())
@@ -210,7 +212,7 @@ def main() -> None:
     for stage, c in estimated.items():
         groups.setdefault(stage.partition("@")[0], []).append(c.seconds)
 
-    print(f"{args.params}: {len(steps)} stages, {gpu_hours:,.0f} GPU-hours\n")
+    print(f"{shown}: {len(steps)} stages, {gpu_hours:,.0f} GPU-hours\n")
     print(f"{'stage':<18} {'count':>5} {'hours each':>11} {'hours in all':>13}")
     for group, seconds in groups.items():
         print(f"{group:<18} {len(seconds):>5} {sum(seconds) / len(seconds) / 3600:>11.2f} "
@@ -225,7 +227,7 @@ def main() -> None:
               "after another)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({
-            "params": str(args.params), "stages": len(steps), "gpu_hours": gpu_hours,
+            "params": str(shown), "stages": len(steps), "gpu_hours": gpu_hours,
             "serial_hours": serial / 3600, "critical_path_hours": longest / 3600,
             "critical_path": path, "wall_hours": {n: s / 3600 for n, s in wall.items()},
             "stage_hours": {stage: c.seconds / 3600 for stage, c in estimated.items()},
