@@ -95,6 +95,7 @@ def write_script(root: Path, stage: str, job: JobResources, *, batch: bool) -> P
     lines += [
         f"# The stage {stage} of the study in {root}, through DVC (written by `mixmerge run`).",
         "set -u",
+        "export PYTHONUNBUFFERED=1  # a job killed by the scheduler keeps all it printed",
         *job.setup,
         *(
             ["export MIXMERGE_NO_WORKER=1", 'export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"']
