@@ -67,9 +67,9 @@ def costs(steps: list[Step], params: dict) -> dict[str, Cost]:
     cluster = validate_params(params).cluster if "cluster" in params else None
     estimated = {}
     for step in steps:
-        group = step.stage.partition("@")[0]
+        group = step.name.partition("@")[0]
         if cluster is not None:
-            job = cluster.resources(step.stage)
+            job = cluster.resources(step.name)
             nodes, gpus = job.nodes, job.gpus_per_node
         else:
             nodes, gpus = (
@@ -78,8 +78,8 @@ def costs(steps: list[Step], params: dict) -> dict[str, Cost]:
                     group, 1 if group.startswith("evaluate-") else 0
                 ),
             )
-        seconds = stage_seconds(step.stage, params, max(1, nodes * gpus))
-        estimated[step.stage] = Cost(seconds, nodes, gpus)
+        seconds = stage_seconds(step.name, params, max(1, nodes * gpus))
+        estimated[step.name] = Cost(seconds, nodes, gpus)
     return estimated
 
 

@@ -59,10 +59,10 @@ def _check_named(table: Iterable[str], name: str, what: str, params: Path) -> No
         raise _fail(f"no {what} {name!r} in {params}{did_you_mean(name, table)}", 2)
 
 
-def _run_stage(run, *arguments):
+def _run_stage(run, *arguments, **options):
     """Call a stage; a StageError exits 1 with its message and no traceback."""
     try:
-        return run(*arguments)
+        return run(*arguments, **options)
     except StageError as error:
         raise _fail(error) from None
 
@@ -365,13 +365,28 @@ def run_stages(
     cancel: Annotated[
         bool, typer.Option(help="Cancel this workspace's queued and running SLURM jobs.")
     ] = False,
+    set_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set-param",
+            "-S",
+            help="A sweep, as `dvc exp run --queue -S` takes it (`key=0.2,0.8`; several "
+            "multiply): each point runs as an experiment.",
+        ),
+    ] = None,  # fmt: skip
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="The sweep's experiments are named NAME-1, NAME-2..."),
+    ] = None,
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Run what `dvc repro` would, with independent stages at once: side by side here
     (`--executor local --jobs N`), or as SLURM jobs ordered by SLURM's dependencies
     (`--executor slurm`, resources from the params' `cluster` section). Every stage runs
     through DVC, which stays the record of what ran (dvc.lock); a failed stage cancels the
-    stages that need it, and a rerun runs only what is missing."""
+    stages that need it, and a rerun runs only what is missing. With `-S`, each point of the
+    sweep runs as a DVC experiment (`dvc exp run --temp`), N at once or one SLURM job each,
+    and computes only the stages its params change."""
     from mixmerge import cluster
 
     root = Path.cwd()
@@ -385,8 +400,13 @@ def run_stages(
         raise _fail(f"no executor {executor!r}{did_you_mean(executor, cluster.EXECUTORS)}", 2)
     if detach and executor != "slurm":
         raise _fail("--detach needs --executor slurm: local stages end with this command", 2)
+    if name and not set_param:
+        raise _fail("--name names the experiments of a sweep: give it with -S", 2)
     loaded = _load(params)
-    outcome = _run_stage(cluster.run, root, targets or [], loaded.cluster, executor, jobs, detach)
+    outcome = _run_stage(
+        cluster.run, root, targets or [], loaded.cluster, executor, jobs, detach,
+        settings=set_param or [], name=name,
+    )  # fmt: skip
     if not detach and not outcome.ok:
         raise typer.Exit(1)
 

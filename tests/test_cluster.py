@@ -292,17 +292,25 @@ def test_a_training_job_of_several_nodes_launches_one_accelerate_per_node():
     assert one_node[1:4] == ["-m", "accelerate.commands.launch", "--config_file"]
 
 
-def test_a_queued_sweep_of_a_merge_weight_runs_only_that_merge_its_evaluation_and_the_report(
+def test_a_sweep_of_a_merge_weight_runs_only_that_merge_its_evaluation_and_the_report(
     smoke_study,
 ):
+    """Queued through DVC, and as `--temp` experiments through `mixmerge run -S`, at once."""
     root = smoke_study.root  # up to date; an experiment starts from its last commit
     run_in(["git", "add", "-A"], root)
     run_in(["git", "commit", "-qm", "the smoke study, run"], root)
     swept = {"merge@sft_linear", "evaluate-merge@sft_linear", "report"}
-    for weight in (0.2, 0.8):  # not 0.6: test_end_to_end sets it, and the run cache is shared
-        setting = f"merges.sft_linear.models.1.weight={weight}"
-        run_in(["dvc", "exp", "run", "--queue", "-S", setting], root)
+    setting = "merges.sft_linear.models.1.weight"
+    # Weights no other test sets: the run cache is shared, and would restore the merges.
+    for weight in (0.2, 0.8):
+        run_in(["dvc", "exp", "run", "--queue", "-S", f"{setting}={weight}"], root)
     run_in(["dvc", "queue", "start", "-j", "2"], root)
+    run = mixmerge(root, "run", "-S", f"{setting}=0.3,0.7", "--jobs", "2")
+    assert "2 experiments to run, 2 at once" in run.stdout, run.stdout
+    assert f"each runs {', '.join(sorted(swept))}" in run.stdout, run.stdout
+    assert re.search(r"^2 experiments in .*: 2 done$", run.stdout, re.M), run.stdout
+    for name in ("weight-0.3", "weight-0.7"):
+        assert stages_run((root / f"logs/exp-{name}.log").read_text()) == swept
     deadline = time.monotonic() + 600
     while re.search(r"\b(Queued|Running)\b", run_in(["dvc", "queue", "status"], root)):
         assert time.monotonic() < deadline, run_in(["dvc", "queue", "status"], root)
@@ -313,6 +321,19 @@ def test_a_queued_sweep_of_a_merge_weight_runs_only_that_merge_its_evaluation_an
     assert len(finished) == 2, run_in(["dvc", "queue", "status"], root)
     for name in finished:
         assert stages_run(run_in(["dvc", "queue", "logs", name], root)) == swept
+    shown = subprocess.run(
+        ["dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True, check=True
+    )
+    merges = {
+        run["name"]: run["data"]["params"]["params.yaml"]["data"]["merges"]
+        for baseline in json.loads(shown.stdout)
+        for experiment in baseline.get("experiments") or []
+        for run in experiment["revs"]
+    }
+    for name, weight in (("weight-0.3", 0.3), ("weight-0.7", 0.7)):
+        assert merges[name]["sft_linear"]["models"][1]["weight"] == weight
+    again = mixmerge(root, "run", "-S", f"{setting}=0.3,0.7")  # they exist: nothing runs
+    assert "Every experiment of the sweep exists." in again.stdout, again.stdout
 
 
 def test_the_simulated_schedule_runs_steps_at_once_where_gpus_allow_and_never_before_needs():
@@ -346,7 +367,7 @@ def test_the_simulated_schedule_runs_steps_at_once_where_gpus_allow_and_never_be
     for schedule in (one, two):
         for step in steps:
             for need in step.needs:
-                assert schedule.starts[step.stage] >= schedule.starts[need] + costs[need].seconds
+                assert schedule.starts[step.name] >= schedule.starts[need] + costs[need].seconds
 
 
 def test_the_paper_profile_simulates_from_its_dvc_graph():

@@ -347,6 +347,22 @@ def test_a_stage_takes_its_own_cluster_resources_over_the_defaults(raw):
     )  # fmt: skip
 
 
+def test_one_job_running_several_stages_asks_for_the_most_of_each_for_their_time_together(raw):
+    raw["cluster"] = {
+        "defaults": {"partition": "cpu", "time": "30", "setup": ["module load python"]},
+        "stages": {
+            "merge": {"memory": "64G", "time": "1:30:00", "sbatch": ["--qos=high"]},
+            "evaluate-merge": {"partition": "gpu", "gpus_per_node": 1, "memory": "32000"},
+        },
+    }
+    job = validate_params(raw).cluster.covering(["merge@a", "evaluate-merge@a", "report"])
+    assert (job.partition, job.gpus_per_node, job.cpus_per_task, job.memory) == (
+        "gpu", 1, 1, "64G"
+    )  # fmt: skip
+    assert job.time == "0-02:30:00"  # 1:30:00 + 30 + 30 minutes
+    assert job.sbatch == ("--qos=high",) and job.setup == ("module load python",)
+
+
 def test_cluster_problems_are_reported_at_their_keys(raw):
     raw["cluster"] = {
         "defaults": {"memory": "8 GB", "time": "four hours", "sbatch": ["--output=x.log"]},

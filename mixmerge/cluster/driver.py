@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixmerge.cluster import jobs as job_files
-from mixmerge.cluster import slurm
+from mixmerge.cluster import slurm, sweep
 from mixmerge.cluster.executor import FINAL, Executor, State, Status
 from mixmerge.cluster.local import LocalExecutor
 from mixmerge.cluster.plan import plan
@@ -26,12 +26,13 @@ _LOCK = job_files.LOGS / "run.lock"
 
 @dataclass
 class RunOutcome:
-    """How each planned stage ended (or stands, for a detached run)."""
+    """How each planned step (a stage, or an experiment of a sweep) ended, or stands for a
+    detached run."""
 
     status: dict[str, Status] = field(default_factory=dict)
 
-    def stages(self, state: str) -> list[str]:
-        return [stage for stage, status in self.status.items() if status.state == state]
+    def steps(self, state: str) -> list[str]:
+        return [name for name, status in self.status.items() if status.state == state]
 
     @property
     def ok(self) -> bool:
@@ -47,19 +48,32 @@ def run(
     detach: bool = False,
     interval: float | None = None,
     say: Callable[[str], None] = print,
+    settings: Sequence[str] = (),
+    name: str | None = None,
 ) -> RunOutcome:
-    """Run what `dvc repro [targets]` would run in `root`, with the executor named."""
+    """Run what `dvc repro [targets]` would run in `root`, with the executor named; with
+    `settings` (`-S` overrides spanning a grid), run each point of the grid as a DVC experiment
+    named `name-<i>` (`mixmerge.cluster.sweep`)."""
     root = root.resolve()
     with _run_lock(root):
         if executor == "slurm":
             for line in check_shared_filesystem(root):
                 say(line)
-        steps = plan(root, targets)
+        if settings:
+            steps, existing = sweep.steps(root, targets, settings, name)
+            for exp in existing:
+                say(f"{'done':<9} {sweep.PREFIX + exp:<32} an experiment of this commit")
+            what = "experiment"
+        else:
+            steps, what = plan(root, targets), "stage"
         if not steps:
-            say("Data and pipelines are up to date: nothing to run.")
+            say("Every experiment of the sweep exists." if settings
+                else "Data and pipelines are up to date: nothing to run.")  # fmt: skip
             return RunOutcome()
         where = f"{jobs} at once on this machine" if executor == "local" else "as SLURM jobs"
-        say(f"mixmerge run: {len(steps)} stage{'s' if len(steps) != 1 else ''} to run, {where}")
+        say(f"mixmerge run: {_count(len(steps), what)} to run, {where}")
+        if settings:
+            say(f"each runs {', '.join(steps[0].runs) or 'what DVC finds changed'}")
         runner = EXECUTORS[executor](root, cluster, jobs)
         interval = interval or runner.interval
         began = time.time()
@@ -67,8 +81,8 @@ def run(
             runner.start(steps)
             if detach:
                 status = runner.poll()
-                for stage, now in status.items():
-                    say(_line(root, stage, now, began))
+                for step, now in status.items():
+                    say(_line(root, step, now, began))
                 say("submitted; `mixmerge run --status` reports on the jobs")
                 return RunOutcome(status)
             status = _watch(root, runner, interval, began, say)
@@ -78,7 +92,9 @@ def run(
         finally:
             runner.close()
     outcome = RunOutcome(status)
-    say(_summary(root, outcome, time.time() - began))
+    say(_summary(root, outcome, what, time.time() - began))
+    if settings and outcome.ok:
+        say("`dvc exp show` compares them")
     return outcome
 
 
@@ -90,39 +106,39 @@ def report(root: Path, say: Callable[[str], None] = print) -> RunOutcome:
         say("no SLURM jobs submitted from this workspace")
         return RunOutcome()
     status = slurm.job_status(root, recorded)
-    for stage, now in status.items():
-        say(_line(root, stage, now, None))
+    for step, now in status.items():
+        say(_line(root, step, now, None))
     outcome = RunOutcome(status)
     counts = ", ".join(
-        f"{len(outcome.stages(state))} {state.value}"
+        f"{len(outcome.steps(state))} {state.value}"
         for state in (State.DONE, State.RUNNING, State.PENDING, State.FAILED, State.CANCELLED)
-        if outcome.stages(state)
+        if outcome.steps(state)
     )
     say(f"{len(status)} jobs: {counts}")
     return outcome
 
 
 def cancel(root: Path, say: Callable[[str], None] = print) -> list[str]:
-    stages = slurm.cancel(root.resolve())
-    say(f"cancelled {len(stages)} job{'s' if len(stages) != 1 else ''}: {', '.join(stages)}"
-        if stages else "no job of this workspace is queued or running")  # fmt: skip
-    return stages
+    names = slurm.cancel(root.resolve())
+    say(f"cancelled {_count(len(names), 'job')}: {', '.join(names)}"
+        if names else "no job of this workspace is queued or running")  # fmt: skip
+    return names
 
 
 def _watch(root, runner, interval, began, say) -> dict[str, Status]:
     shown: dict[str, tuple[str, str]] = {}
     while True:
         status = runner.poll()
-        for stage, now in status.items():
-            if shown.get(stage, (State.PENDING, "")) != (now.state, now.note):
-                say(_line(root, stage, now, began))
-            shown[stage] = (now.state, now.note)
+        for name, now in status.items():
+            if shown.get(name, (State.PENDING, "")) != (now.state, now.note):
+                say(_line(root, name, now, began))
+            shown[name] = (now.state, now.note)
         if all(now.state in FINAL for now in status.values()):
             return status
         time.sleep(interval)
 
 
-def _line(root: Path, stage: str, status: Status, began: float | None) -> str:
+def _line(root: Path, name: str, status: Status, began: float | None) -> str:
     clock = ""
     if began is not None:
         minutes, seconds = divmod(int(time.time() - began), 60)
@@ -130,7 +146,7 @@ def _line(root: Path, stage: str, status: Status, began: float | None) -> str:
     took = ""
     if status.state in (State.DONE, State.FAILED) and status.started and status.ended:
         took = _duration(status.ended - status.started)
-    log = job_files.files(root, stage).log.relative_to(root)
+    log = job_files.files(root, name).log.relative_to(root)
     detail = {
         State.RUNNING: str(log),
         State.FAILED: f"{took}  see {log}",
@@ -139,19 +155,23 @@ def _line(root: Path, stage: str, status: Status, began: float | None) -> str:
         State.CANCELLED: status.note,
     }[status.state]
     job = f"job {status.job}" if status.job else ""
-    return f"{clock}{status.state.value:<9} {stage:<32} {job:<10} {detail}".rstrip()
+    return f"{clock}{status.state.value:<9} {name:<32} {job:<10} {detail}".rstrip()
 
 
-def _summary(root: Path, outcome: RunOutcome, seconds: float) -> str:
+def _summary(root: Path, outcome: RunOutcome, what: str, seconds: float) -> str:
     counts = ", ".join(
-        f"{len(outcome.stages(state))} {state.value}"
+        f"{len(outcome.steps(state))} {state.value}"
         for state in (State.DONE, State.FAILED, State.CANCELLED)
-        if outcome.stages(state)
+        if outcome.steps(state)
     )
-    lines = [f"{len(outcome.status)} stages in {_duration(seconds)}: {counts}"]
-    for stage in outcome.stages(State.FAILED):
-        lines.append(f"failed: {stage} (log: {job_files.files(root, stage).log.relative_to(root)})")
+    lines = [f"{_count(len(outcome.status), what)} in {_duration(seconds)}: {counts}"]
+    for name in outcome.steps(State.FAILED):
+        lines.append(f"failed: {name} (log: {job_files.files(root, name).log.relative_to(root)})")
     return "\n".join(lines)
+
+
+def _count(number: int, what: str) -> str:
+    return f"{number} {what}{'s' if number != 1 else ''}"
 
 
 def _duration(seconds: float) -> str:

@@ -1,8 +1,9 @@
-"""One stage as a job: the script that runs it through DVC, its log, and the state it reports.
+"""One step as a job: the script that runs it through DVC, its log, and the state it reports.
 
-Every executor runs the same script (`logs/<stage>.sh`), on this machine or as a SLURM batch
-job: it records that the stage started, runs `dvc --wait-for-lock repro --single-item <stage>`
-and records how it ended, in `logs/<stage>.state.json`. DVC releases its repository lock while
+Every executor runs the same script (`logs/<step>.sh`), on this machine or as a SLURM batch
+job: it records that the step started, runs its command (for a stage,
+`dvc --wait-for-lock repro --single-item <stage>`) and records how it ended, in
+`logs/<step>.state.json`. DVC releases its repository lock while
 a stage's command runs, so several such jobs share one workspace; each waits for the lock only
 while DVC checks and commits.
 """
@@ -15,6 +16,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from mixmerge.cluster.plan import Step
 from mixmerge.config.cluster import JobResources
 
 LOGS = Path("logs")
@@ -29,13 +31,13 @@ class JobFiles:
     state: Path
 
 
-def files(root: Path, stage: str) -> JobFiles:
+def files(root: Path, name: str) -> JobFiles:
     folder = root / LOGS
-    return JobFiles(folder / f"{stage}.sh", folder / f"{stage}.log", folder / f"{stage}.state.json")
+    return JobFiles(folder / f"{name}.sh", folder / f"{name}.log", folder / f"{name}.state.json")
 
 
 @dataclass(frozen=True)
-class StageState:
+class JobState:
     """What a job's script last recorded: `running`, `done` or `failed`."""
 
     state: str
@@ -46,17 +48,17 @@ class StageState:
     host: str = ""
 
 
-def read_state(root: Path, stage: str) -> StageState | None:
+def read_state(root: Path, name: str) -> JobState | None:
     try:
-        return StageState(**json.loads(files(root, stage).state.read_text()))
+        return JobState(**json.loads(files(root, name).state.read_text()))
     except (OSError, ValueError, TypeError):
         return None  # not started, or cut off while written: the next write completes it
 
 
-def sbatch_options(stage: str, root: Path, job: JobResources) -> list[str]:
+def sbatch_options(name: str, root: Path, job: JobResources) -> list[str]:
     options = [
-        f"--job-name={JOB_PREFIX}{stage}",
-        f"--output={files(root, stage).log}",
+        f"--job-name={JOB_PREFIX}{name}",
+        f"--output={files(root, name).log}",
         "--open-mode=append",  # a requeued job appends to what it wrote before
         f"--chdir={root}",
         # a training job preempted or requeued starts again and resumes from its checkpoint
@@ -76,10 +78,10 @@ def sbatch_options(stage: str, root: Path, job: JobResources) -> list[str]:
     return options + list(job.sbatch)
 
 
-def write_script(root: Path, stage: str, job: JobResources, *, batch: bool) -> Path:
-    """Write the stage's job script; `batch` adds the `#SBATCH` lines and runs every stage in
+def write_script(root: Path, step: Step, job: JobResources, *, batch: bool) -> Path:
+    """Write the step's job script; `batch` adds the `#SBATCH` lines and runs every stage in
     its own process (a warm worker would live outside the job's allocation)."""
-    paths = files(root, stage)
+    paths = files(root, step.name)
     paths.script.parent.mkdir(parents=True, exist_ok=True)
     record = (
         "record() {  # record <state> <ended> <exit code>\n"
@@ -91,9 +93,9 @@ def write_script(root: Path, stage: str, job: JobResources, *, batch: bool) -> P
     )
     lines = ["#!/usr/bin/env bash"]
     if batch:
-        lines += [f"#SBATCH {option}" for option in sbatch_options(stage, root, job)]
+        lines += [f"#SBATCH {option}" for option in sbatch_options(step.name, root, job)]
     lines += [
-        f"# The stage {stage} of the study in {root}, through DVC (written by `mixmerge run`).",
+        f"# {step.name} of the study in {root}, through DVC (written by `mixmerge run`).",
         "set -u",
         "export PYTHONUNBUFFERED=1  # a job killed by the scheduler keeps all it printed",
         *job.setup,
@@ -107,7 +109,7 @@ def write_script(root: Path, stage: str, job: JobResources, *, batch: bool) -> P
         record,
         "started=$(date +%s)",
         "record running null null",
-        f"dvc --wait-for-lock repro --single-item {shlex.quote(stage)}",
+        shlex.join(step.argv),
         "code=$?",
         'if [ "$code" = 0 ]; then outcome=done; else outcome=failed; fi',
         'record "$outcome" "$(date +%s)" "$code"',

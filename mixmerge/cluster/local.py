@@ -24,13 +24,13 @@ class LocalExecutor(Executor):
 
     def start(self, steps: list[Step]) -> None:
         # The longest chain of stages waiting on a step first: it bounds the run's length.
-        chain = {step.stage: 0 for step in steps}
+        chain = {step.name: 0 for step in steps}
         for step in reversed(steps):
             for need in step.needs:
-                chain[need] = max(chain[need], chain[step.stage] + 1)
-        order = sorted(range(len(steps)), key=lambda i: -chain[steps[i].stage])
-        self.steps = {steps[i].stage: steps[i] for i in order}
-        self.status = {step.stage: Status(State.PENDING) for step in steps}
+                chain[need] = max(chain[need], chain[step.name] + 1)
+        order = sorted(range(len(steps)), key=lambda i: -chain[steps[i].name])
+        self.steps = {steps[i].name: steps[i] for i in order}
+        self.status = {step.name: Status(State.PENDING) for step in steps}
         self.running: dict[str, subprocess.Popen] = {}
         self.exits = ExitStack()
         env = {**os.environ, DRIVER_ENV: str(os.getpid())}
@@ -44,41 +44,42 @@ class LocalExecutor(Executor):
         return dict(self.status)
 
     def _advance(self) -> None:
-        for stage, process in list(self.running.items()):
+        for name, process in list(self.running.items()):
             code = process.poll()
             if code is None:
                 continue
-            del self.running[stage]
-            started = self.status[stage].started
-            self.status[stage] = Status(
+            del self.running[name]
+            started = self.status[name].started
+            self.status[name] = Status(
                 State.DONE if code == 0 else State.FAILED, started, time.time()
             )
             if code != 0:
-                self._cancel_dependents(stage)
+                self._cancel_dependents(name)
         ready = [
-            stage
-            for stage, step in self.steps.items()
-            if self.status[stage].state == State.PENDING
+            name
+            for name, step in self.steps.items()
+            if self.status[name].state == State.PENDING
             and all(self.status[need].state == State.DONE for need in step.needs)
         ]
-        for stage in ready[: max(0, self.jobs - len(self.running))]:
-            self._launch(stage, sharing=min(self.jobs, len(self.running) + len(ready)))
+        for name in ready[: max(0, self.jobs - len(self.running))]:
+            self._launch(name, sharing=min(self.jobs, len(self.running) + len(ready)))
 
-    def _launch(self, stage: str, sharing: int) -> None:
-        """Start a stage; `sharing` stages will share the cores meanwhile, as far as one can
+    def _launch(self, name: str, sharing: int) -> None:
+        """Start a step; `sharing` steps will share the cores meanwhile, as far as one can
         tell now: a stage alone on the critical path (the base) takes them all."""
-        job = self.cluster.resources(stage)
-        script = job_files.write_script(self.root, stage, job, batch=False)
-        log = job_files.files(self.root, stage).log
+        step = self.steps[name]
+        job = self.cluster.covering(step.stages)
+        script = job_files.write_script(self.root, step, job, batch=False)
+        log = job_files.files(self.root, name).log
         env = dict(self.env)
         if "OMP_NUM_THREADS" not in os.environ:
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, sharing)))
         with log.open("w") as output:
-            self.running[stage] = subprocess.Popen(
+            self.running[name] = subprocess.Popen(
                 ["bash", str(script)], cwd=self.root, env=env, stdout=output,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-        self.status[stage] = Status(State.RUNNING, time.time())
+        self.status[name] = Status(State.RUNNING, time.time())
 
     def _cancel_dependents(self, failed: str) -> None:
         blocked, grew = {failed}, True
@@ -86,9 +87,9 @@ class LocalExecutor(Executor):
             waiting = {s for s, step in self.steps.items() if blocked.intersection(step.needs)}
             grew = not waiting <= blocked
             blocked |= waiting
-        for stage in blocked - {failed}:
-            if self.status[stage].state == State.PENDING:
-                self.status[stage] = Status(State.CANCELLED, note=f"{failed} failed")
+        for name in blocked - {failed}:
+            if self.status[name].state == State.PENDING:
+                self.status[name] = Status(State.CANCELLED, note=f"{failed} failed")
 
     def interrupt(self) -> str:
         for process in self.running.values():

@@ -8,17 +8,31 @@ whether the stage still has anything to do.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class Step:
-    """A stage that must run (DVC's address, `sft@mix0`) and the steps it waits for."""
+    """One job of a run and the steps it waits for: a stage (DVC's address, `sft@mix0`), run
+    by `dvc repro --single-item`, or (a sweep, `mixmerge.cluster.sweep`) a command that runs
+    the stages `runs`."""
 
-    stage: str
-    needs: tuple[str, ...]
+    name: str
+    needs: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return self.command or ("dvc", "--wait-for-lock", "repro", "--single-item", self.name)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages the step's job runs: what its resources must cover."""
+        return self.runs or (self.name,)
 
 
 def plan(root: Path, targets: Sequence[str] = ()) -> list[Step]:
@@ -29,6 +43,38 @@ def plan(root: Path, targets: Sequence[str] = ()) -> list[Step]:
     one may change its inputs (if its outputs come out the same, DVC skips the dependent when
     its step comes, at the cost of a check). A frozen stage never runs, as under `dvc repro`.
     """
+    with _graph(root, targets) as stages:
+        return stages(lambda stage: False)
+
+
+def reached(root: Path, settings: Sequence[str], targets: Sequence[str] = ()) -> list[str]:
+    """The stages that `dvc repro [targets]` would run in `root` once the params `settings`
+    (`-S` overrides, `merges.sft_linear.models.1.weight=0.3`) are set: those changed now, those
+    whose params hold a key set, and every stage after them."""
+    keys = [_params_key(setting) for setting in settings]
+
+    def sets_a_param(stage) -> bool:
+        from dvc.dependency.param import ParamsDependency
+
+        for dep in stage.deps:
+            if not isinstance(dep, ParamsDependency):
+                continue
+            held = dep.params or [""]  # none listed: the stage depends on the whole file
+            for file, key in keys:
+                if Path(dep.fs_path).resolve() == (root / file).resolve() and any(
+                    _overlap(key, own) for own in held
+                ):
+                    return True
+        return False
+
+    with _graph(root, targets) as stages:
+        return [step.name for step in stages(sets_a_param)]
+
+
+@contextmanager
+def _graph(root: Path, targets: Sequence[str]) -> Iterator[Callable]:
+    """DVC's graph of `root`, open: yields the steps of `dvc repro [targets]` where a stage
+    also counts as changed when `also(stage)` says so."""
     from dvc.repo import Repo
     from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
@@ -39,17 +85,35 @@ def plan(root: Path, targets: Sequence[str] = ()) -> list[Step]:
         with Repo(str(root)) as repo, repo.lock:
             graph = get_active_graph(repo.index.graph)
             chosen = collect_stages(repo, list(targets) or [str(root / "dvc.yaml")])
-            steps: dict = {}
-            for stage in plan_repro(graph, chosen):
-                # DVC's graph points from a stage to the stages it depends on.
-                upstream = [u for u in graph.successors(stage) if u in steps]
-                if not stage.frozen and (upstream or _changed(stage)):
-                    steps[stage] = Step(
-                        _address(stage, root), tuple(_address(u, root) for u in upstream)
-                    )
-            return list(steps.values())
+
+            def steps(also: Callable) -> list[Step]:
+                found: dict = {}
+                for stage in plan_repro(graph, chosen):
+                    # DVC's graph points from a stage to the stages it depends on.
+                    upstream = [u for u in graph.successors(stage) if u in found]
+                    if not stage.frozen and (upstream or also(stage) or _changed(stage)):
+                        found[stage] = Step(
+                            _address(stage, root), tuple(_address(u, root) for u in upstream)
+                        )
+                return list(found.values())
+
+            yield steps
     finally:
         quiet.setLevel(level)
+
+
+def _params_key(setting: str) -> tuple[str, str]:
+    """An override as `dvc exp run -S` takes it (`[file:]key=value`, `+key=…`, `~key`): its
+    params file and key."""
+    name = setting.partition("=")[0]
+    file, _, key = name.rpartition(":") if ":" in name else ("params.yaml", "", name)
+    return file, key.lstrip("+~")
+
+
+def _overlap(key: str, held: str) -> bool:
+    """Whether setting `key` changes the params `held` (a key, a table above it, or one inside
+    it; the empty key is the whole file)."""
+    return not held or key == held or key.startswith(f"{held}.") or held.startswith(f"{key}.")
 
 
 def _changed(stage) -> bool:

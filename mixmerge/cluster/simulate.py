@@ -36,7 +36,7 @@ def critical_path(steps: Sequence[Step], costs: Mapping[str, Cost]) -> tuple[flo
     finish: dict[str, tuple[float, list[str]]] = {}
     for step in steps:  # in plan order: the steps a step needs come before it
         before = max((finish[need] for need in step.needs), default=(0.0, []))
-        finish[step.stage] = (before[0] + costs[step.stage].seconds, [*before[1], step.stage])
+        finish[step.name] = (before[0] + costs[step.name].seconds, [*before[1], step.name])
     return max(finish.values(), default=(0.0, []))
 
 
@@ -45,11 +45,11 @@ def simulate(
 ) -> Schedule:
     """The schedule of `steps` on `nodes` nodes of `gpus_per_node` GPUs each."""
     for step in steps:
-        cost = costs[step.stage]
+        cost = costs[step.name]
         if cost.gpus_per_node > gpus_per_node or (cost.gpus_per_node and cost.nodes > nodes):
-            raise ValueError(f"{step.stage} needs more than a cluster of {nodes} nodes has")
+            raise ValueError(f"{step.name} needs more than a cluster of {nodes} nodes has")
     after = _work_after(steps, costs)
-    waiting = {step.stage: set(step.needs) for step in steps}
+    waiting = {step.name: set(step.needs) for step in steps}
     free = [gpus_per_node] * nodes
     running: list[tuple[float, str, list[tuple[int, int]]]] = []  # (end, stage, held)
     ready = [stage for stage, needs in waiting.items() if not needs]
@@ -93,8 +93,8 @@ def _place(cost: Cost, free: list[int]) -> list[tuple[int, int]] | None:
 
 def _work_after(steps: Sequence[Step], costs: Mapping[str, Cost]) -> dict[str, float]:
     """Each step's time plus the longest chain of steps that need it."""
-    after = {step.stage: costs[step.stage].seconds for step in steps}
+    after = {step.name: costs[step.name].seconds for step in steps}
     for step in reversed(steps):
         for need in step.needs:
-            after[need] = max(after[need], costs[need].seconds + after[step.stage])
+            after[need] = max(after[need], costs[need].seconds + after[step.name])
     return after

@@ -3,10 +3,10 @@
 Every step is submitted at once with `--dependency=afterok:<the jobs it needs>` and
 `--kill-on-invalid-dep=yes`: SLURM starts a job when the jobs it needs have ended well and
 cancels it when one of them failed, so nothing of ours decides what runs when, and the jobs go
-on when the driver stops. A job's name (`mixmerge:<stage>`) and working directory find it again:
-a later `mixmerge run` attaches to the jobs still pending or running instead of submitting them
-twice. Jobs are requeueable: a preempted or requeued training job starts again and resumes from
-its checkpoint.
+on when the driver stops. A job's name (`mixmerge:<stage>`, or `mixmerge:exp-<name>` for an
+experiment of a sweep) and working directory find it again: a later `mixmerge run` attaches to
+the jobs still pending or running instead of submitting them twice. Jobs are requeueable: a
+preempted or requeued training job starts again and resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mixmerge.cluster.executor import FINAL, Executor, State, Status
 from mixmerge.cluster.plan import Step
 from mixmerge.core.errors import StageError
 
-# The jobs of the last run, submitted or attached to, by stage: for `mixmerge run --status`.
+# The jobs of the last run, submitted or attached to, by step: for `mixmerge run --status`.
 JOBS = job_files.LOGS / "jobs.json"
 # squeue's states of a job that has not ended yet.
 _ACTIVE = {
@@ -36,31 +36,31 @@ class SlurmExecutor(Executor):
 
     def start(self, steps: list[Step]) -> None:
         self.ended: dict[str, Status] = {}
-        self.stages = [step.stage for step in steps]
+        self.names = [step.name for step in steps]
         attached = active_jobs(self.root)
-        self.attached = {stage: attached[stage] for stage in self.stages if stage in attached}
+        self.attached = {name: attached[name] for name in self.names if name in attached}
         self.job_ids: dict[str, str] = dict(self.attached)
         _record(self.root, self.job_ids, anew=True)
         for step in steps:
-            if step.stage in self.job_ids:
+            if step.name in self.job_ids:
                 continue
-            job = self.cluster.resources(step.stage)
-            script = job_files.write_script(self.root, step.stage, job, batch=True)
-            files = job_files.files(self.root, step.stage)
+            job = self.cluster.covering(step.stages)
+            script = job_files.write_script(self.root, step, job, batch=True)
+            files = job_files.files(self.root, step.name)
             files.log.write_text("")
             files.state.unlink(missing_ok=True)
             needs = [self.job_ids[need] for need in step.needs]
             command = ["sbatch", "--parsable", "--kill-on-invalid-dep=yes"]
             if needs:
                 command.append(f"--dependency=afterok:{':'.join(needs)}")
-            self.job_ids[step.stage] = _call([*command, str(script)]).split(";")[0]
-            _record(self.root, {step.stage: self.job_ids[step.stage]})  # as each is submitted
+            self.job_ids[step.name] = _call([*command, str(script)]).split(";")[0]
+            _record(self.root, {step.name: self.job_ids[step.name]})  # as each is submitted
 
     def poll(self) -> dict[str, Status]:
-        going = {s: self.job_ids[s] for s in self.stages if s not in self.ended}
+        going = {s: self.job_ids[s] for s in self.names if s not in self.ended}
         now = job_status(self.root, going) if going else {}
         self.ended.update({s: status for s, status in now.items() if status.state in FINAL})
-        return {stage: self.ended.get(stage) or now[stage] for stage in self.stages}
+        return {name: self.ended.get(name) or now[name] for name in self.names}
 
     def interrupt(self) -> str:
         return (
@@ -70,24 +70,24 @@ class SlurmExecutor(Executor):
 
 
 def job_status(root: Path, job_ids: dict[str, str]) -> dict[str, Status]:
-    """Where each stage's job stands: squeue while it is queued or running, then the state
+    """Where each step's job stands: squeue while it is queued or running, then the state
     its script recorded, or what SLURM says of a job that ended without recording one."""
     queue = _queue(root)
     status = {}
-    for stage, job in job_ids.items():
-        recorded = job_files.read_state(root, stage)
+    for name, job in job_ids.items():
+        recorded = job_files.read_state(root, name)
         mine = recorded if recorded is not None and recorded.job == job else None
         if job in queue:
             state, reason = queue[job][1:3]
             if state in ("RUNNING", "COMPLETING") and mine is not None:
-                status[stage] = Status(State.RUNNING, mine.started, job=job)
+                status[name] = Status(State.RUNNING, mine.started, job=job)
             else:  # a requeued job waits as State.PENDING, a starting one as CONFIGURING
                 note = reason if reason not in ("None", "") else state.lower()
-                status[stage] = Status(State.PENDING, job=job, note=note)
+                status[name] = Status(State.PENDING, job=job, note=note)
         elif mine is not None and mine.state in (State.DONE, State.FAILED):
-            status[stage] = Status(State(mine.state), mine.started, mine.ended, job=job)
+            status[name] = Status(State(mine.state), mine.started, mine.ended, job=job)
         else:
-            status[stage] = _ended(job, mine)
+            status[name] = _ended(job, mine)
     return status
 
 
@@ -113,7 +113,7 @@ def _ended(job: str, mine) -> Status:
 
 
 def active_jobs(root: Path) -> dict[str, str]:
-    """The job of each stage whose job is queued or running in this workspace, by stage."""
+    """The job of each step whose job is queued or running in this workspace, by step."""
     return {
         name.removeprefix(job_files.JOB_PREFIX): job
         for job, (name, state, _) in _queue(root).items()
@@ -122,7 +122,7 @@ def active_jobs(root: Path) -> dict[str, str]:
 
 
 def cancel(root: Path) -> list[str]:
-    """Cancel every queued or running job of this workspace; the stages they ran."""
+    """Cancel every queued or running job of this workspace; the steps they ran."""
     jobs = active_jobs(root)
     if jobs:
         _call(["scancel", *jobs.values()])

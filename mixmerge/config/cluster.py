@@ -9,6 +9,7 @@ after the defaults' ones. Nothing here changes what a stage computes, so no stag
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -136,3 +137,50 @@ class ClusterConfig(Strict):
             sbatch=(*self.defaults.sbatch, *own.sbatch),
             setup=(*self.defaults.setup, *own.setup),
         )
+
+    def covering(self, stages: Sequence[str]) -> JobResources:
+        """The resources of one job that runs `stages` one after another (an experiment of a
+        sweep): the most any of them asks for, for as long as their time limits add up to, in
+        the partition and account of the one that asks for the most GPUs."""
+        jobs = [self.resources(stage) for stage in stages]
+        if len(jobs) == 1:
+            return jobs[0]
+        widest = max(jobs, key=lambda job: (job.nodes * job.gpus_per_node, job.cpus_per_task))
+        return JobResources(
+            partition=widest.partition,
+            account=widest.account,
+            nodes=max(job.nodes for job in jobs),
+            gpus_per_node=max(job.gpus_per_node for job in jobs),
+            cpus_per_task=max(job.cpus_per_task for job in jobs),
+            memory=max((job.memory for job in jobs), key=_bytes),
+            time=_slurm_time(sum(_seconds(job.time) for job in jobs)),
+            sbatch=tuple(dict.fromkeys(o for job in jobs for o in job.sbatch)),
+            setup=tuple(dict.fromkeys(line for job in jobs for line in job.setup)),
+        )
+
+
+def _bytes(memory: str) -> int:
+    """SLURM's memory (`16G`; a bare number is megabytes) in bytes."""
+    unit = memory[-1] if memory[-1].isalpha() else "M"
+    return int(memory.rstrip("KMGT")) * 1024 ** "KMGT".index(unit) * 1024
+
+
+def _seconds(limit: str) -> int:
+    """A SLURM time limit in seconds: minutes, minutes:seconds, hours:minutes:seconds, or any
+    of days-hours[:minutes[:seconds]]."""
+    days, _, clock = limit.rpartition("-")
+    parts = [int(part) for part in clock.split(":")]
+    if days:  # days-hours[:minutes[:seconds]]
+        hours, minutes, seconds = (*parts, 0, 0)[:3]
+    elif len(parts) == 3:  # hours:minutes:seconds
+        hours, minutes, seconds = parts
+    else:  # minutes[:seconds]
+        hours, minutes, seconds = 0, *(*parts, 0)[:2]
+    return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _slurm_time(seconds: int) -> str:
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days}-{hours:02d}:{minutes:02d}:{seconds:02d}"
