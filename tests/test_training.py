@@ -268,6 +268,8 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(study, tm
 
     kill_after_first_checkpoint(study)
     assert not (study / "models/sft/mix15/seed-0").exists(), "a killed run leaves no model"
+    # as if killed while DVCLive rewrote its summary (a requeued SLURM job once was)
+    (study / "reports/train/sft/mix15/metrics.json").write_text("")
     resumed = mixmerge(study, "sft", "mix15")
     output, _ = resumed.communicate()
     assert resumed.returncode == 0, output

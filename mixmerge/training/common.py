@@ -122,6 +122,8 @@ class LiveLog(TrainerCallback):
     def __init__(self, folder: Path, resume: bool, prefix: str = ""):
         from dvclive import Live
 
+        if resume:
+            _drop_torn(Path(folder) / "metrics.json")
         self.live = Live(str(folder), dvcyaml=False, save_dvc_exp=False, resume=resume)
         self.prefix = prefix
 
@@ -139,6 +141,18 @@ class LiveLog(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.live.end()
+
+
+def _drop_torn(summary: Path) -> None:
+    """DVCLive rewrites its summary in place at every step, so a run killed then (preempted,
+    requeued) can leave it torn, and DVCLive would fail to resume on it; the resumed run
+    writes it again at its first step."""
+    try:
+        json.loads(summary.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        summary.unlink()
 
 
 def callbacks(logs: Path, resume: bool, prefix: str = "") -> list:
