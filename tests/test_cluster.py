@@ -19,7 +19,8 @@ import yaml
 from tests.conftest import run_in, smoke_copy, training_project
 from tests.test_pipeline import stages_run
 
-pytestmark = pytest.mark.slow
+# One worker builds the study this module shares (`make test` runs two, `--dist loadgroup`).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke-study")]
 
 
 def _slurm_problem() -> str | None:

@@ -13,7 +13,8 @@ import yaml
 from tests.conftest import run_in
 from tests.test_pipeline import stages_run
 
-pytestmark = pytest.mark.slow
+# One worker builds the study this module shares (`make test` runs two, `--dist loadgroup`).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke-study")]
 
 
 @pytest.fixture(scope="module")
