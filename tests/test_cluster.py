@@ -303,8 +303,9 @@ def test_a_sweep_of_a_merge_weight_runs_only_that_merge_its_evaluation_and_the_r
     swept = {"merge@sft_linear", "evaluate-merge@sft_linear", "report"}
     setting = "merges.sft_linear.models.1.weight"
     # Weights no other test sets: the run cache is shared, and would restore the merges.
-    for weight in (0.2, 0.8):
-        run_in(["dvc", "exp", "run", "--queue", "-S", f"{setting}={weight}"], root)
+    for index, weight in enumerate((0.2, 0.8), start=1):
+        queue = ["dvc", "exp", "run", "--queue", "--name", f"queued-{index}"]
+        run_in([*queue, "-S", f"{setting}={weight}"], root)
     run_in(["dvc", "queue", "start", "-j", "2"], root)
     run = mixmerge(root, "run", "-S", f"{setting}=0.3,0.7", "--jobs", "2")
     assert "2 experiments to run, 2 at once" in run.stdout, run.stdout
@@ -335,6 +336,9 @@ def test_a_sweep_of_a_merge_weight_runs_only_that_merge_its_evaluation_and_the_r
         assert merges[name]["sft_linear"]["models"][1]["weight"] == weight
     again = mixmerge(root, "run", "-S", f"{setting}=0.3,0.7")  # they exist: nothing runs
     assert "Every experiment of the sweep exists." in again.stdout, again.stdout
+    other = mixmerge(root, "run", "-S", f"{setting}=0.8,0.2", "--name", "queued", check=False)
+    assert other.returncode == 1, other.stdout  # queued-1 set 0.2, not 0.8: not taken for it
+    assert "the experiment queued-1 exists on this commit and does not set" in other.stderr
 
 
 def test_the_simulated_schedule_runs_steps_at_once_where_gpus_allow_and_never_before_needs():

@@ -51,7 +51,7 @@ def reached(root: Path, settings: Sequence[str], targets: Sequence[str] = ()) ->
     """The stages that `dvc repro [targets]` would run in `root` once the params `settings`
     (`-S` overrides, `merges.sft_linear.models.1.weight=0.3`) are set: those changed now, those
     whose params hold a key set, and every stage after them."""
-    keys = [_params_key(setting) for setting in settings]
+    keys = [(file, key.lstrip("+~")) for file, key in map(override_key, settings)]
 
     def sets_a_param(stage) -> bool:
         from dvc.dependency.param import ParamsDependency
@@ -102,12 +102,12 @@ def _graph(root: Path, targets: Sequence[str]) -> Iterator[Callable]:
         quiet.setLevel(level)
 
 
-def _params_key(setting: str) -> tuple[str, str]:
+def override_key(override: str) -> tuple[str, str]:
     """An override as `dvc exp run -S` takes it (`[file:]key=value`, `+key=…`, `~key`): its
-    params file and key."""
-    name = setting.partition("=")[0]
+    params file and key, with the `+` or `~` in front."""
+    name = override.partition("=")[0]
     file, _, key = name.rpartition(":") if ":" in name else ("params.yaml", "", name)
-    return file, key.lstrip("+~")
+    return file, key
 
 
 def _overlap(key: str, held: str) -> bool:

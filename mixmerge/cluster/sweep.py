@@ -6,7 +6,7 @@ runs as `dvc exp run --temp`, side by side here or as one SLURM job each. An exp
 a copy of the workspace in which DVC restores every cached output, so it runs only the stages
 its params reach and the stages after them: a sweep of merge weights costs its merges, their
 evaluations and the report. Each lands in `dvc exp show` under its name, and a point whose
-experiment already exists on this commit is not run again.
+experiment already exists on this commit, with the values it sets, is not run again.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from mixmerge.cluster.plan import Step, reached
+import yaml
+
+from mixmerge.cluster.plan import Step, override_key, reached
 from mixmerge.core.errors import StageError
 
 # A job of the run is named after its experiment with this in front (logs/exp-<name>.log).
@@ -55,14 +57,22 @@ def steps(
     root: Path, targets: Sequence[str], settings: Sequence[str], prefix: str | None
 ) -> tuple[list[Step], list[str]]:
     """The grid's experiments still to run, each a step running the stages it reaches, and
-    the names of those that already exist on this commit."""
+    the names of those that already exist on this commit. An experiment of a point's name that
+    set other values is refused: rerunning the sweep must not take it for this point."""
     grid = points(settings)
-    done = _existing(root)
+    existing = _existing(root, {override_key(override)[0] for override in grid[0]})
     # every point sets the same keys, so every experiment reaches the same stages
     runs = tuple(reached(root, grid[0], targets))
     planned, skipped = [], []
     for name, point in zip(names(grid, prefix), grid, strict=True):
-        if name in done:
+        if name in existing:
+            other = [override for override in point if not _holds(existing[name], override)]
+            if other:
+                raise StageError(
+                    f"the experiment {name} exists on this commit and does not set "
+                    f"{', '.join(other)}: name the sweep otherwise (--name), or remove it "
+                    f"(`dvc exp remove {name}`)"
+                )
             skipped.append(name)
             continue
         command = ["dvc", "--wait-for-lock", "exp", "run", "--temp", "--name", name]
@@ -79,8 +89,31 @@ def _readable(override: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{last}-{value}" if value else last).strip("-.")
 
 
-def _existing(root: Path) -> set[str]:
+def _existing(root: Path, files: set[str]) -> dict[str, dict[str, dict]]:
+    """The experiments of this commit, by name, each with the params `files` it ran with."""
     from dvc.repo import Repo
 
+    def load(fs, file: str) -> dict:
+        try:
+            return yaml.safe_load(fs.open(file).read()) or {}
+        except (OSError, yaml.YAMLError):
+            return {}
+
     with Repo(str(root)) as repo:
-        return {name for found in repo.experiments.ls().values() for name, _ in found}
+        listed = [found for each in repo.experiments.ls().values() for found in each]
+        return {
+            name: {file: load(repo.scm.get_fs(sha), file) for file in files} for name, sha in listed
+        }
+
+
+def _holds(params: dict[str, dict], override: str) -> bool:
+    """Whether the params an experiment ran with hold what `override` sets: `key=value` has
+    that value, `~key` is gone."""
+    file, key = override_key(override)
+    node = params[file]
+    try:
+        for part in key.lstrip("+~").split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+    except (KeyError, IndexError, ValueError, TypeError):
+        return key.startswith("~")
+    return not key.startswith("~") and node == yaml.safe_load(override.partition("=")[2])
