@@ -49,10 +49,10 @@ run: setup
 slurm:
 	tests/cluster/start-slurm.sh
 
-# Two workers: the studies the tests share (xdist groups) are built at once, and one worker's
-# waits on DVC, SLURM and subprocesses leave the other the cores.
+# Two workers: the studies the tests share are built at once, each by one (tests/conftest.py),
+# and one worker's waits on DVC, SLURM and subprocesses leave the other the cores.
 test: setup $(SMOLLM2) slurm
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2
 
 lint: setup
 	$(BIN)/python -m pip install --quiet ruff

@@ -24,6 +24,50 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MIXMERGE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+# --- two workers (`make test`) -----------------------------------------------------------------
+
+# The modules whose tests share a study, by the study, the longest first: one worker runs each
+# study's modules and builds it once, while the other takes the rest. (xdist's `xdist_group`
+# marks would say the same, but pytest 9.2 drops them: pytest-dev/pytest-xdist#1386.)
+STUDIES = {
+    "test_cluster.py": "the smoke study",
+    "test_end_to_end.py": "the smoke study",
+    "test_study_behaviour.py": "the default study",
+    "test_real_model.py": "SmolLM2",
+}
+
+
+def pytest_configure(config) -> None:
+    """Under several workers, each computes on its share of the cores: torch's threads on
+    more cores than there are spin against each other."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    order = list(dict.fromkeys(STUDIES.values()))
+    items.sort(
+        key=lambda item: order.index(STUDIES[item.path.name])
+        if item.path.name in STUDIES
+        else len(order)
+    )
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerPerStudy(LoadScopeScheduling):
+        """Each study's modules as one unit of work, and every other test as one, in the
+        order collected."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return STUDIES.get(Path(nodeid.split("::", 1)[0]).name, nodeid)
+
+    config.option.loadscopereorder = False
+    return OneWorkerPerStudy(config, log)
+
+
 @contextmanager
 def inside(folder: Path) -> Iterator[None]:
     """Run stages in `folder`, as DVC runs them in the repository."""

@@ -19,8 +19,7 @@ import yaml
 from tests.conftest import run_in, smoke_copy, training_project
 from tests.test_pipeline import stages_run
 
-# One worker builds the study this module shares (`make test` runs two, `--dist loadgroup`).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke-study")]
+pytestmark = pytest.mark.slow
 
 
 def _slurm_problem() -> str | None:

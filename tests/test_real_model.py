@@ -26,7 +26,6 @@ from tests.conftest import REPO, inside
 SMOLLM2 = REPO / "downloads" / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.xdist_group("smollm2"),  # one worker loads the real model (`make test`)
     pytest.mark.skipif(not SMOLLM2.is_file(), reason="`make smollm2` fetches the real model"),
 ]
 LANGUAGES = ["en", "fr", "es", "hi", "ar", "ru"]

@@ -17,8 +17,7 @@ from mixmerge.config import validate_params
 from stages import base, evaluate, mix, prepare, train
 from tests.conftest import REPO, inside
 
-# One worker builds the study this module shares (`make test` runs two, `--dist loadgroup`).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("default-study")]
+pytestmark = pytest.mark.slow
 
 RUNS = ("mix0", "mix15", "mix100")
 
