@@ -48,9 +48,9 @@ def pytest_configure(config) -> None:
 def pytest_collection_modifyitems(items: list) -> None:
     order = list(dict.fromkeys(STUDIES.values()))
     items.sort(
-        key=lambda item: order.index(STUDIES[item.path.name])
-        if item.path.name in STUDIES
-        else len(order)
+        key=lambda item: (
+            order.index(STUDIES[item.path.name]) if item.path.name in STUDIES else len(order)
+        )
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,8 @@ def write_script(root: Path, step: Step, job: JobResources, *, batch: bool) -> P
         record,
         "started=$(date +%s)",
         "record running null null",
+        # a job killed while its DVC rewrote the stage files' lock record leaves it torn
+        f"{shlex.quote(sys.executable)} -m mixmerge.cluster.rwlock .",
         shlex.join(step.argv),
         "code=$?",
         'if [ "$code" = 0 ]; then outcome=done; else outcome=failed; fi',

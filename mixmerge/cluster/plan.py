@@ -117,12 +117,12 @@ def _overlap(key: str, held: str) -> bool:
 
 
 def _changed(stage) -> bool:
-    from dvc.lock import LockError
-
-    try:
-        return stage.changed()
-    except LockError:  # another process writes its outputs now: a job running it, or about to
+    """DVC's `stage.changed()` without the read locks it takes on the stage's files: a plan
+    only reads, and a job whose DVC went for those files at that moment would fail (DVC's
+    stage locks do not wait). A stage a job writes now shows as changed, and is planned."""
+    if stage.changed_stage() or stage.is_callback or stage.always_changed:
         return True
+    return any(entry.status() for entry in (*stage.deps, *stage.outs))
 
 
 def _address(stage, root: Path) -> str:
