@@ -336,8 +336,9 @@ def test_a_sweep_of_a_merge_weight_runs_only_that_merge_its_evaluation_and_the_r
     assert len(finished) == 2, run_in(["dvc", "queue", "status"], root)
     for name in finished:
         assert stages_run(run_in(["dvc", "queue", "logs", name], root)) == set(swept)
+    dvc = str(Path(sys.executable).parent / "dvc")
     shown = subprocess.run(
-        ["dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True, check=True
+        [dvc, "exp", "show", "--json"], cwd=root, capture_output=True, text=True, check=True
     )
     merges = {
         run["name"]: run["data"]["params"]["params.yaml"]["data"]["merges"]
