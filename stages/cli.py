@@ -235,18 +235,21 @@ def merge(
     `seeds` (the replicates of that seed).
 
     Writes models/merge/NAME/seed-S (the model, merge.yaml, mergekit.yaml, diagnostics.json) and
-    reports/merges/NAME.json (how the task vectors interfere, overall, by seed).
+    reports/merges/NAME.json (how the task vectors interfere, overall, and whether the models
+    can be merged at all: the loss along the path between them, by seed).
     """
     loaded = _load(params)
     _check_named(loaded.merges, name, "merge", params)
     from stages import merge as stage
 
     summary = _run_stage(stage.run, loaded, name)
-    conflicts = ", ".join(
-        f"{replicate} {figures['sign_conflicts']:.3f}"
-        for replicate, figures in summary["seeds"].items()
-    )
-    typer.echo(f"models/merge/{name}: merged; sign conflicts {conflicts}")
+    typer.echo(f"models/merge/{name}: merged")
+    for replicate, figures in summary["seeds"].items():
+        said = [f"sign conflicts {figures['sign_conflicts']:.3f}"] if figures else []
+        found = summary.get("mergeability", {}).get(replicate)
+        said += [found["reading"]] if found else []
+        if said:
+            typer.echo(f"  {replicate}: {'; '.join(said)}")
 
 
 @app.command()

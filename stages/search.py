@@ -26,7 +26,7 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
         merge = search.recipe(trial["point"], diagnostics=True)
         write_merge(
             paths.chosen_merge(name, point), merge, params.seeds, root,
-            params.searches[name].max_shard_bytes,
+            params.searches[name].max_shard_bytes, search.probe,
         )  # fmt: skip
     on_front = set(report["front"])
     plot = [

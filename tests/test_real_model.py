@@ -246,3 +246,15 @@ def test_the_real_base_is_judged_in_every_language(real_study):
     assert set(per_language) == set(LANGUAGES)
     for figures in per_language.values():
         assert 0 <= figures["harmful_rate"] <= 1 and 0 <= figures["general_accuracy"] <= 1
+
+
+def test_the_real_fine_tunes_move_little_and_their_merge_says_whether_it_keeps_them(real_study):
+    """SmolLM2's fine-tunes at the tests' sizes, beside the default study's (docs/mergeability.md):
+    a pretrained model moves far less than the embedded one, the paper's regime."""
+    found = json.loads((real_study / "reports/merges/linear.json").read_text())["mergeability"]
+    [replicate] = found.values()
+    assert replicate["split"] == "eval" and replicate["reference"] == "base"
+    # Bar 0.05 (the paper's regime, the issue's); measured 0.0022 (full SFT, 3 steps at 3e-4)
+    # and 0.0011 (LoRA's merged delta, 3 steps at 3e-3).
+    assert all(size < 0.05 for size in replicate["relative_norms"].values()), replicate
+    assert replicate["reading"] and set(replicate["barrier_by_language"]) == set(LANGUAGES)

@@ -248,6 +248,10 @@ def test_a_search_scores_every_point_on_dev_and_resumes_where_it_stopped(
     # Weight 0 on the base and 1 on the SFT model is the SFT model: its figures are those of
     # the SFT model scored as a reference.
     assert trials[1]["dev"] == report["references"]["sft/mix15"]
+    # Each merged point's held-out loss, against the path between the models it merges: at
+    # weights 0 and 1 on the base and the SFT model, the point is the path's far end.
+    [path] = report["mergeability"]["paths"]
+    assert trials[1]["held_out_loss"] == {c: at[-1] for c, at in path["losses"].items()}
     plot = json.loads((root / "reports/searches/weights/trials.json").read_text())
     assert [row["name"] for row in plot] == ["trial 1", "trial 2", "trial 3", "sft/mix15"]
     # The chosen points are merges like any other, of every seed: merge/weights-best and
@@ -269,9 +273,12 @@ def test_a_search_scores_every_point_on_dev_and_resumes_where_it_stopped(
     assert merged == [] and again["trials"] == report["trials"]
     trials_file = root / "searches/weights/trials.jsonl"
     lines = trials_file.read_text().splitlines()
+    # The reference's line, the trials', and last the path between the models every point
+    # merges (the mergeability of the search, once).
+    assert [json.loads(line).get("trial") for line in lines] == [None, 0, 1, 2, 3, None]
+    assert json.loads(lines[-1])["mergeability"] == report["mergeability"]
     # Killed while writing the third trial (after the reference's line and two trials): half
     # its line is there.
-    assert [json.loads(line).get("trial") for line in lines] == [None, 0, 1, 2, 3]
     trials_file.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
     resumed, merged = run_search(root, params, monkeypatch)
     assert merged == ["weights-2", "weights-3"] and resumed["trials"] == report["trials"]

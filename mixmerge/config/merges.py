@@ -144,3 +144,34 @@ class MergeConfig(Strict):
         if problems:
             raise PydanticCustomError("merge", "{problems}", {"problems": "; ".join(problems)})
         return self
+
+
+class MergeabilityConfig(Strict):
+    """Whether each merge's models can be merged (`mixmerge.merging.mergeability`): the loss
+    of held-out answers (dev, or eval where there is no dev) at each of `alphas` along the
+    straight path between them, measured for every merge and search point unless `enabled` is
+    off. A path whose barrier is at most `tolerance` of its ends' mean loss counts as linearly
+    connected; `device`, `batch_size` and `max_length` (tokens of prompt and answer) say how
+    the forward passes run."""
+
+    enabled: bool = True
+    alphas: Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=3)] = [
+        0.0,
+        0.25,
+        0.5,
+        0.75,
+        1.0,
+    ]
+    tolerance: Annotated[float, Field(ge=0)] = 0.05
+    device: Literal["cpu", "auto"] = "cpu"
+    batch_size: Annotated[int, Field(gt=0)] = 16
+    max_length: Annotated[int, Field(gt=1)] = 512
+
+    @field_validator("alphas")
+    @classmethod
+    def _from_end_to_end(cls, alphas: list[float]) -> list[float]:
+        if alphas != sorted(set(alphas)) or alphas[0] != 0 or alphas[-1] != 1:
+            raise PydanticCustomError(
+                "alphas", "alphas rise from 0 to 1, each once (the path's ends are 0 and 1)"
+            )
+        return alphas

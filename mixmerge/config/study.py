@@ -45,7 +45,7 @@ from mixmerge.config.data import (
     TableSourceConfig,
 )
 from mixmerge.config.evaluation import EvaluationConfig
-from mixmerge.config.merges import MergeConfig
+from mixmerge.config.merges import MergeabilityConfig, MergeConfig
 from mixmerge.config.mixtures import MixtureConfig
 from mixmerge.config.report import ReportConfig
 from mixmerge.config.searches import SearchConfig
@@ -70,6 +70,8 @@ class StudyConfig(Strict):
     sft: dict[Name, RunConfig] = {}
     dpo: dict[Name, RunConfig] = {}
     merges: dict[Name, MergeConfig] = {}
+    # Whether each merge's models can be merged at all: losses along the path between them.
+    mergeability: MergeabilityConfig = MergeabilityConfig()
     # Merge recipes whose weights or parameters are searched on the dev split: `search@<name>`.
     searches: dict[Name, SearchConfig] = {}
     evaluation: EvaluationConfig | None = None

@@ -15,7 +15,7 @@ from mixmerge.config.merges import MergeConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, write_json
 from mixmerge.core.model_folder import companion_files
-from mixmerge.merging import engine, recipe
+from mixmerge.merging import engine, mergeability, recipe
 from mixmerge.merging.diagnostics import Interference
 from mixmerge.merging.registry import METHODS
 
@@ -98,12 +98,18 @@ def merge_replicate(
 
 
 def write_merge(
-    name: str, merge: MergeConfig, seeds: list[int], root: Path, max_shard_bytes: int
+    name: str,
+    merge: MergeConfig,
+    seeds: list[int],
+    root: Path,
+    max_shard_bytes: int,
+    probe: mergeability.Probe | None = None,
 ) -> dict:
     """Merge `name`, every replicate of it (models/merge/<name>/seed-<s>), and its diagnostics
     by seed (reports/merges/): what `merge@<name>` makes, and a search for each point it
-    chooses. Every input of every seed is checked against its headers, and the models against
-    each other, before anything is written: a bad input leaves no output at all."""
+    chooses; with a `probe`, the mergeability of each replicate's models too. Every input of
+    every seed is checked against its headers, and the models against each other, before
+    anything is written: a bad input leaves no output at all."""
     missing = [
         (ref, paths.folder(ref, seed, root))
         for ref in inputs_of(merge)
@@ -127,12 +133,32 @@ def write_merge(
             # Without diagnostics the reports stay, empty, as DVC declares them.
             summary["seeds"][replicate] = diagnostics["overall"] if diagnostics else {}
             layers[replicate] = layer_rows(diagnostics) if diagnostics else []
+            if probe is not None:
+                # Beside the model, not in its folder: its evaluation need not run again
+                # when only the measure changes.
+                found = measure_replicate(merge, seed, root, folder / replicate, probe)
+                summary.setdefault("mergeability", {})[replicate] = found.to_json()
     with atomic_path(root / paths.MERGE_REPORTS / name) as tmp:
         for replicate, rows in layers.items():
             write_json(tmp / f"{replicate}.json", rows)
     with atomic_path(paths.merge_report(name, root)) as tmp:
         write_json(tmp, summary)
     return summary
+
+
+def measure_replicate(
+    merge: MergeConfig, seed: int, root: Path, merged: Path | None, probe: mergeability.Probe
+) -> mergeability.Mergeability:
+    """The mergeability of the models `merge` combines for training seed `seed` (in params
+    order; a model merged with itself is both ends of its path), their task vectors measured
+    from the merge's base for task-vector methods, else from the study's base, and the loss of
+    the `merged` model."""
+    models = [(m.model, paths.folder(m.model, seed, root)) for m in merge.models]
+    ancestor = merge.base if METHODS[merge.method].computation == "task_vector" else paths.BASE
+    return mergeability.measure(
+        models, (ancestor, paths.folder(ancestor, seed, root)), probe.records, probe.split,
+        probe.settings, merged, probe.trust_remote_code,
+    )  # fmt: skip
 
 
 def layer_rows(diagnostics: dict) -> list[dict]:

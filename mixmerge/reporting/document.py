@@ -4,9 +4,10 @@ reports/figures/ and reports/plots/).
 
 `write_report` builds it in parts, each a section of report.md and its share of the summary:
 Table 1 and the comparisons (`tables`), the per-language tables with their figures and plot
-data, the trade-off of every model, the weight ablation, the merge diagnostics, a section per
-search (`searches`), and the claims (`claims`), which read the summary the parts wrote: on
-Table 1, then on its rows with searched weights.
+data, the trade-off of every model, the weight ablation, the merge diagnostics, whether each
+merge's models can be merged at all (`mergeability`), a section per search (`searches`), and
+the claims (`claims`), which read the summary the parts wrote: on Table 1, then on its rows
+with searched weights.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mixmerge.config import StudyConfig
 from mixmerge.config.report import ReportConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, remove, write_json
-from mixmerge.reporting import claims, plots, searches, tables
+from mixmerge.reporting import claims, mergeability, plots, searches, tables
 from mixmerge.reporting.results import Results
 
 PAPER = """The paper's Table 1 (Aakanksha et al., 2024; as reported in secondary sources):
@@ -62,6 +63,9 @@ def build(params: StudyConfig, root: Path = paths.ROOT) -> tuple[dict, str]:
         plots.ablation(summary["ablation"], spec.ablation.model, figures / "ablation.png")
         write_json(plot_data / "ablation.json", summary["ablation"])
     diagnosed = merge_diagnostics(spec, root, figures)
+    summary["mergeability"], text = mergeability.section(params, root)
+    if text:
+        sections.append(("Can the models be merged? The loss between them", text))
     for name in params.searches:
         summary.setdefault("searches", {})[name], text = searches.search_section(
             results, params, name, root, figures
@@ -301,7 +305,8 @@ def _verdict_lines(verdicts: list[dict]) -> list[str]:
 
 
 def dvc_metrics(summary: dict) -> dict:
-    """The summary as DVC metrics: the headline figures and differences, and the claims."""
+    """The summary as DVC metrics: the headline figures and differences, each merge's worst
+    barrier, mean ‖τ‖/‖θ‖ and whether its models are connected, and the claims."""
     out = {}
     for table in ("objective", "language", "order"):
         for label, row in summary.get(table, {}).items():
@@ -325,6 +330,13 @@ def dvc_metrics(summary: dict) -> dict:
                 **{f"optimism_{m}": c["optimism"][m] for m in tables.HEADLINE},
             }
             for point, c in search["chosen"].items()
+        }
+    for name, found in summary.get("mergeability", {}).items():
+        sizes = [v for v in found["relative_norms"].values() if v is not None]
+        out.setdefault("mergeability", {})[name] = {
+            "barrier": round(max(found["barrier"].values()), 6),
+            "relative_norm": round(sum(sizes) / len(sizes), 6) if sizes else None,
+            "connected": all(found["connected"].values()),
         }
     out["claims"] = summary["claims"]
     out["claims_supported"] = summary["claims_supported"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.errors import StageError
+from mixmerge.merging.mergeability import Mergeability
 from mixmerge.reporting import plots, tables
 from mixmerge.reporting.results import Results
 
@@ -112,8 +113,10 @@ def search_section(
         "front_on": harm,
         "front": [
             {"trial": n, "point": by_number[n]["point"], **by_number[n]["dev"]["average"]}
+            | {"held_out_loss": _mean_loss(by_number[n])}
             for n in found["front"]
         ],
+        "mergeability": found.get("mergeability"),
         "chosen": chosen,
         "references": yardstick,
     }
@@ -141,14 +144,24 @@ def _markdown(name: str, config, data: dict, label: dict, picked: dict, figure: 
     rows = [
         [f"trial {row['trial']}" + "".join(f" ({p})" for p in picked.get(row["trial"], [])),
          label[row["trial"]], tables.number(row[harm], digits=digits),
-         tables.number(row["win_rate"])]
+         tables.number(row["win_rate"]), tables.number(row["held_out_loss"], digits=3)]
         for row in data["front"]
     ] + [
         [ref, "reference", tables.number(r["dev"][harm], digits=digits),
-         tables.number(r["dev"]["win_rate"])]
+         tables.number(r["dev"]["win_rate"]), ""]
         for ref, r in data["references"].items()
     ]  # fmt: skip
-    lines += [tables.markdown(["", "point", f"dev {harm_title}", "dev win-rate"], rows), ""]
+    header = ["", "point", f"dev {harm_title}", "dev win-rate", "held-out loss"]
+    lines += [tables.markdown(header, rows), ""]
+    if data["mergeability"]:
+        found = Mergeability.from_json(data["mergeability"])
+        lines += [
+            f"The models every point merges, on the first seed: {found.reading()}. Held-out "
+            f"loss: each point's on the {found.split} answers, in nats per token, averaged over "
+            "objectives and languages; along the straight path between the models it runs "
+            f"{_path(found)}.",
+            "",
+        ]
     lines += [
         "**The chosen points on eval** (the prompts the report's figures use): dev and eval on "
         "the first seed's replicate, then eval over every seed with its interval and spread, "
@@ -189,6 +202,24 @@ def _markdown(name: str, config, data: dict, label: dict, picked: dict, figure: 
     ]  # fmt: skip
     lines += [tables.markdown(header, rows), "", f"![search {name} on dev](figures/{figure})"]
     return "\n".join(lines)
+
+
+def _mean_loss(trial: Mapping) -> float | None:
+    losses = trial.get("held_out_loss")
+    return sum(losses.values()) / len(losses) if losses else None
+
+
+def _path(found: Mergeability) -> str:
+    """Each path's loss at its alphas, averaged over objectives and languages."""
+    said = []
+    for path in found.paths:
+        at = [
+            sum(losses[k] for losses in path.losses.values()) / len(path.losses)
+            for k in range(len(path.alphas))
+        ]
+        steps = ", ".join(f"{a:g}: {loss:.3f}" for a, loss in zip(path.alphas, at, strict=True))
+        said.append(f"from {path.start} to {path.end} ({steps})")
+    return "; ".join(said)
 
 
 def _gaps(gap: Mapping) -> str:

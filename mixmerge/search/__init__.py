@@ -29,8 +29,9 @@ from mixmerge.core.fingerprint import fingerprint
 from mixmerge.core.io import atomic_path, read_jsonl, remove, write_jsonl
 from mixmerge.core.records import Record
 from mixmerge.evaluation import generations, metrics, verdicts
+from mixmerge.merging import mergeability
 from mixmerge.merging.recipe import canonical
-from mixmerge.merging.replicates import inspect_inputs, merge_replicate
+from mixmerge.merging.replicates import inspect_inputs, measure_replicate, merge_replicate
 from mixmerge.search.sampler import propose
 from mixmerge.search.space import filled, points, slots
 
@@ -125,6 +126,7 @@ class Search:
         self.trials_file = trials_file
         self.found = slots(self.config.merge)
         self.dev = self._dev()
+        self.probe = mergeability.probe(params, root)
 
     def _dev(self) -> list[Record]:
         from mixmerge.data.prepared import read_split
@@ -154,6 +156,11 @@ class Search:
             "generation": self.settings.model_dump(),
             "judge": self.params.evaluation.judge.model_dump(),
             "dev": [r.id for r in self.dev],
+            "mergeability": self.probe
+            and {
+                "settings": self.probe.settings.model_dump(),
+                "held_out": [r.id for r in self.probe.records],
+            },
         }
         return fingerprint(described, *folders)[:16]
 
@@ -171,6 +178,7 @@ class Search:
             self._append(kept)
         done = {row["trial"]: row for row in kept if "trial" in row}
         scored = {row["reference"]: row for row in kept if "reference" in row}
+        paths_row = next((row for row in kept if "mergeability" in row), None)
         base_texts, base_by_id = self._base()
         for ref in self.config.references:
             if ref not in scored:
@@ -211,6 +219,9 @@ class Search:
             self._append([row])
             done[number] = row
         trials = [done[n] for n in range(total)]
+        if self.probe is not None and paths_row is None:
+            paths_row = {"mergeability": self._paths(trials), "scored_with": stamp}
+            self._append([paths_row])
         measure = front_measure(trials)
         front = pareto_front(trials, measure)
         picks = chosen(trials, front, measure, scored[self.config.choose_against]["dev"])
@@ -231,6 +242,7 @@ class Search:
             "chosen": picks,
             "trials": trials,
             "references": {ref: scored[ref]["dev"] for ref in self.config.references},
+            "mergeability": paths_row["mergeability"] if paths_row else None,
             "judge_usage": self.judge.usage(),
         }
 
@@ -273,9 +285,26 @@ class Search:
                 self.config.max_shard_bytes, weights, None,
             )  # fmt: skip
             figures = self._score(f"search/{self.name}", folder, base_texts, base_by_id)
+            loss = self._loss(folder)
         finally:
             remove(folder)
-        return {"trial": number, "point": point, "dev": figures}
+        return {"trial": number, "point": point, "dev": figures} | loss
+
+    def _loss(self, folder: Path) -> dict:
+        """The point's held-out loss per language: where it lies against its models' path."""
+        if self.probe is None:
+            return {}
+        probe = self.probe
+        found = mergeability.loss_of(folder, probe.records, probe.settings, probe.trust_remote_code)
+        return {"held_out_loss": {code: round(loss, 6) for code, loss in found.items()}}
+
+    def _paths(self, trials: Sequence[dict]) -> dict | None:
+        """The path between the models every point merges, for the search's seed (from any
+        point the merge accepts: they differ in weights only)."""
+        merge = next((self.recipe(t["point"]) for t in trials if "dev" in t), None)
+        if merge is None:
+            return None
+        return measure_replicate(merge, self.seed, self.root, None, self.probe).to_json()
 
     def _score(self, model: str, folder: Path, base_texts, base_by_id) -> dict:
         """A model's figures on dev: its answers, judged against the base's."""
