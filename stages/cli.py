@@ -349,6 +349,31 @@ def report(params: ParamsFile = Path("params.yaml")) -> None:
     )
 
 
+@app.command()
+def regime(
+    out: Annotated[Path, typer.Option(help="The folder the table and figure go to.")] = Path(
+        "reports/regime"
+    ),
+) -> None:
+    """Tabulate a regime sweep: for each DVC experiment of this workspace, how far its SFT runs
+    moved from their base (‖τ‖/‖θ‖), the barrier and the edge kept of Table 1's merges, and
+    the paper's claims' verdicts. Run the sweep first, for instance
+    `mixmerge run -S train.sft.learning_rate=1e-4,3e-4,1e-3 --name regime`.
+
+    Writes OUT/regime.md and OUT/regime.png (docs/mergeability.md).
+    """
+    import json
+    import subprocess
+
+    from mixmerge.reporting import regime as table
+
+    shown = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise _fail(f"`dvc exp show` failed: {shown.stderr.strip()}")
+    found = _run_stage(table.write, json.loads(shown.stdout), out)
+    typer.echo(f"{out}/regime.md, {out}/regime.png: {len(found)} experiments")
+
+
 @app.command("run")
 def run_stages(
     targets: Annotated[

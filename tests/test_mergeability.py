@@ -6,10 +6,12 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from mixmerge.config import validate_params
 from mixmerge.data.prepared import read_split
@@ -146,3 +148,55 @@ def test_the_alphas_must_run_from_end_to_end():
 
     with pytest.raises(ValidationError, match="alphas rise from 0 to 1"):
         MergeabilityConfig(alphas=[0.0, 0.5, 0.9])
+
+
+# A stand-in for the study whose report a regime sweep reads: it writes the report's metrics
+# from the swept learning rate (the larger it is, the farther the runs move and the less of each
+# edge the merge keeps). The sweep and `dvc exp show` are DVC's own.
+REPORT = """\
+import json, yaml
+rate = yaml.safe_load(open("params.yaml"))["train"]["sft"]["learning_rate"]
+merge = {"barrier": 0.0, "relative_norm": 200 * rate, "connected": True,
+         "edge_kept": {"general": 1 - 300 * rate, "safety": 0.9}}
+claims = {"Merging beats mixing": "supported" if rate < 1e-3 else "contradicted"}
+json.dump({"mergeability": {"sft_linear": merge}, "claims": claims},
+          open("reports/summary.json", "w"))
+"""
+
+
+def test_a_regime_sweep_is_tabulated_from_the_experiments_dvc_shows(tmp_path):
+    from tests.conftest import run_in
+
+    root = tmp_path / "sweep"
+    (root / "reports").mkdir(parents=True)
+    (root / "report.py").write_text(REPORT)
+    raw = {
+        "train": {"sft": {"learning_rate": 1.0e-3}},
+        "report": {"objective": {"Linear": {"sft": "merge/sft_linear"}}},
+    }
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    stage = {
+        "cmd": f"{sys.executable} report.py", "deps": ["report.py"],
+        "params": ["train.sft.learning_rate"],
+        "metrics": [{"reports/summary.json": {"cache": False}}],
+    }  # fmt: skip
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"report": stage}}))
+    (root / ".gitignore").write_text("reports/regime/\n")
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"]):
+        run_in(command, root)
+    run_in(["git", "commit", "-qm", "study"], root)
+    for rate in ("1e-4", "3e-4"):
+        setting = f"train.sft.learning_rate={rate}"
+        run_in(["dvc", "exp", "run", "--name", f"lr-{rate}", "-S", setting], root)
+
+    said = run_in(["mixmerge", "regime"], root)
+    assert "2 experiments" in said, said  # the workspace has no report of its own
+    table = (root / "reports/regime/regime.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| lr-")]
+    # Ordered by how far the runs moved; the swept rate, the regime and the verdict per row.
+    assert rows == [
+        "| lr-1e-4 | 0.0001 | 0.020 | 0.000 | 97% | 90% | supported |",
+        "| lr-3e-4 | 0.0003 | 0.060 | 0.000 | 91% | 90% | supported |",
+    ]
+    assert "1. Merging beats mixing" in table
+    assert (root / "reports/regime/regime.png").stat().st_size > 10_000

@@ -218,6 +218,10 @@ def mean_layers(replicates: list[list[dict]]) -> list[dict]:
     return out
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
 def _slug(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label).strip("_") or "row"
 
@@ -306,7 +310,8 @@ def _verdict_lines(verdicts: list[dict]) -> list[str]:
 
 def dvc_metrics(summary: dict) -> dict:
     """The summary as DVC metrics: the headline figures and differences, each merge's worst
-    barrier, mean ‖τ‖/‖θ‖ and whether its models are connected, and the claims."""
+    barrier, mean ‖τ‖/‖θ‖, whether its models are connected and the edge its middle keeps
+    per objective, and the claims."""
     out = {}
     for table in ("objective", "language", "order"):
         for label, row in summary.get(table, {}).items():
@@ -337,6 +342,7 @@ def dvc_metrics(summary: dict) -> dict:
             "barrier": round(max(found["barrier"].values()), 6),
             "relative_norm": round(sum(sizes) / len(sizes), 6) if sizes else None,
             "connected": all(found["connected"].values()),
+            "edge_kept": {o: _rounded(k) for o, k in found["edge_kept_by_objective"].items()},
         }
     out["claims"] = summary["claims"]
     out["claims_supported"] = summary["claims_supported"]
