@@ -392,6 +392,9 @@ def params_with(merges: dict, seeds: tuple[int, ...] = (0,)):
         "train": {"sft": phase, "dpo": phase},
         "sft": {run: {"mixture": "m", "init": "base"} for run in RUNS},
         "merges": merges,
+        # What these tests merge has no held-out answers: tests/test_mergeability.py measures
+        # the path between models.
+        "mergeability": {"enabled": False},
     }
     return validate_params(raw)
 

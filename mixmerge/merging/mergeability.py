@@ -419,13 +419,17 @@ def _losses(network, examples: Sequence[_Example], batch_size: int, device, pad:
             labels[row, example.answer_from : len(example.ids)] = ids[
                 row, example.answer_from : len(example.ids)
             ]
+        # Token t is predicted at position t − 1: logits only from the one before the batch's
+        # first answer token on (the vocabulary's projection costs most of a small model's pass).
+        first = min(example.answer_from for example in batch) - 1
+        keep = torch.arange(first, width - 1, device=device)
         with torch.no_grad():
-            logits = network(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        # Token t is predicted from the tokens before it.
-        nll = cross_entropy(
-            logits[:, :-1].float().transpose(1, 2), labels[:, 1:].to(device), reduction="none"
-        )
-        answered = labels[:, 1:] != -100
+            logits = network(
+                input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep
+            ).logits
+        targets = labels[:, first + 1 :]
+        nll = cross_entropy(logits.float().transpose(1, 2), targets.to(device), reduction="none")
+        answered = targets != -100
         for row, example in enumerate(batch):
             totals[example.group] += float(nll[row].sum())
             counts[example.group] += int(answered[row].sum())
