@@ -1,5 +1,5 @@
-"""DVC's record of which process reads or writes which stage file (`.dvc/tmp/rwlock`), mended
-where a killed job tore it.
+"""DVC's record of which process reads or writes which stage file (`rwlock` in the `tmp`
+folder of `.dvc`), mended where a killed job tore it.
 
 DVC rewrites that file in place each time a stage takes or gives back its files. A job that a
 scheduler kills (cancelled, preempted, requeued) while its DVC rewrites it leaves the file cut
