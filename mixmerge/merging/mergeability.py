@@ -326,13 +326,12 @@ def measure(
         base = _state(load(reference[1]))
         vectors = [{k: s[k].float() - base[k].float() for k in names} for s in states]
         size = _dot(base, base, names) ** 0.5
-        for (name, _), vector in zip(models, vectors, strict=True):
-            norms[name] = _dot(vector, vector, names) ** 0.5 / size if size else None
+        lengths = [_dot(vector, vector, names) ** 0.5 for vector in vectors]
+        for (name, _), length in zip(models, lengths, strict=True):
+            norms[name] = length / size if size else None
         for (i, (a, _)), (j, (b, _)) in combinations(enumerate(models), 2):
-            across = _dot(vectors[i], vectors[i], names) * _dot(vectors[j], vectors[j], names)
-            cosines[f"{a} | {b}"] = (
-                _dot(vectors[i], vectors[j], names) / across**0.5 if across else None
-            )
+            across = lengths[i] * lengths[j]
+            cosines[f"{a} | {b}"] = _dot(vectors[i], vectors[j], names) / across if across else None
     own = losses_at(_state(load(merged))) if merged is not None else None
     return Mergeability(
         split, settings.tolerance, tuple(paths), reference[0] if reference else None,
