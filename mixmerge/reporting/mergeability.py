@@ -54,10 +54,10 @@ def section(params: StudyConfig, root: Path) -> tuple[dict, str]:
         kept = found.edge_by_objective()
         rows.append([
             f"`merge/{name}`",
-            ", ".join(_figure(v) for v in found.relative_norms.values()) or "n/a",
-            ", ".join(_figure(v) for v in found.cosines.values()) or "n/a",
+            ", ".join(tables.number(v, digits=3) for v in found.relative_norms.values()) or "n/a",
+            ", ".join(tables.number(v, digits=3) for v in found.cosines.values()) or "n/a",
             *(worst[o] for o in objectives),
-            *(_share(kept.get(o)) for o in objectives),
+            *(tables.share(kept.get(o)) for o in objectives),
             tables.number(against, signed=True, digits=3),
             found.reading(),
         ])  # fmt: skip
@@ -96,14 +96,6 @@ def _worst(found: Mergeability, objective: str) -> str:
         return "n/a"
     group = max(groups, key=groups.get)
     return f"{groups[group]:.3f} ({group.partition('/')[2]})"
-
-
-def _share(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
-
-
-def _figure(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _mean(values: list[float]) -> float | None:

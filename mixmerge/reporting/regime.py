@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mixmerge import paths
+from mixmerge.reporting import tables
 
 SUMMARY = str(paths.SUMMARY)
 # The params a regime sweep sets: how far SFT moves.
@@ -105,9 +106,9 @@ def markdown(found: Sequence[Setting]) -> str:
         [
             s.name,
             *(_plain(s.swept.get(key)) for key in swept),
-            _number(s.relative_norm),
-            _number(s.barrier),
-            *(_share(s.edge_kept.get(o)) for o in objectives),
+            tables.number(s.relative_norm, digits=3),
+            tables.number(s.barrier, digits=3),
+            *(tables.share(s.edge_kept.get(o)) for o in objectives),
             *(s.claims.get(c, "") for c in claims),
         ]  # fmt: skip
         for s in sorted(found, key=lambda s: (s.relative_norm is None, s.relative_norm or 0))
@@ -160,14 +161,6 @@ def figure(found: Sequence[Setting], path: Path) -> None:
 
 def _plain(value: object) -> str:
     return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _number(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _share(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
 
 
 def write(shown: Sequence[dict], out: Path) -> list[Setting]:

@@ -20,6 +20,11 @@ def number(value: float | None, signed: bool = False, digits: int = 1) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def share(value: float | None) -> str:
+    """A share as a whole percentage (`76%`)."""
+    return "n/a" if value is None else f"{value:.0%}"
+
+
 def with_interval(
     value: float | None, interval: Mapping, digits: int = 1, spread: float | None = None
 ) -> str:
