@@ -90,7 +90,7 @@ def main() -> None:
     records = read_eval_split(paths.PREPARED, params.languages)[: options.prompts]
     prompts = [r.prompt for r in records]
     with tempfile.TemporaryDirectory() as scratch:
-        model = Path("models/base")
+        model = Path("models/base/seed-0")
         if options.random_cohere:
             model = random_cohere(model, Path(scratch) / "cohere-1b")
         results = []

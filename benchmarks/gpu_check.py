@@ -155,7 +155,7 @@ def main() -> None:
         os.chdir(previous)
 
     run = sft["seed-0"]
-    parameters = model_parameters(work / "models/base")
+    parameters = model_parameters(work / "models/base/seed-0")
     tokens_per_second = run["num_tokens"] / run["train_runtime"]
     peak = peak_flops(device, options.peak_tflops)
     results = {

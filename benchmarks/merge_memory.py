@@ -87,7 +87,7 @@ def write_models(root: Path) -> None:
 
     from mixmerge import paths
 
-    folders = [paths.folder("base", None, root)]
+    folders = [paths.folder("base", 0, root)]
     folders += [paths.folder(f"sft/{name}", 0, root) for name in TUNED]
     generator = torch.Generator().manual_seed(0)
     shards = [[{}] for _ in folders]
@@ -131,7 +131,7 @@ def params(diagnostics: bool):
             "languages": ["en"],
             "data": {"sources": {"w": world}},
             "mixtures": {"m": {"safety": 0.0, "size_per_language": 4}},
-            "base": {"source": "hf", "path": "models/base"},
+            "base": {"source": "hf", "path": "models/base/seed-0"},
             "train": {"sft": phase, "dpo": phase},
             "sft": {name: {"mixture": "m", "init": "base"} for name in TUNED},
             "merges": {MERGE: merge},

@@ -94,7 +94,7 @@ def main() -> None:
         for row in read_jsonl(Path("data/mixtures") / options.mixture / "sft.jsonl")
     ]
     results = [
-        train_once(Path("models/base"), rows, params, packing, options.epochs)
+        train_once(Path("models/base/seed-0"), rows, params, packing, options.epochs)
         for packing in (False, True)
     ]
     print(f"{'mode':8} {'seconds':>8} {'steps':>6} {'tokens/s':>9} {'loss after':>10}")

@@ -4,9 +4,11 @@ Every path a stage reads or writes is here, relative to the repository root (`ro
 `dvc.yaml`'s deps and outs and the code agree (a test checks them against each other).
 
 A model of the study is `base`, or `<kind>/<name>` with kind `sft`, `dpo` or `merge`. Every model
-but the base is replicated once per training seed (params `seeds`): the model is the set of its
-replicates, each a standard Hugging Face folder at models/<kind>/<name>/seed-<s>/. The base is
-built once and shared by every replicate, as the paper's runs share one base checkpoint.
+is replicated once per training seed (params `seeds`): the model is the set of its replicates,
+each a standard Hugging Face folder at models/<kind>/<name>/seed-<s>/ (models/base/seed-<s>/).
+A seed's replicates form one chain: its base, the fine-tunes trained from it, their merges. The
+paper's runs share one base checkpoint; the study replicates the base too, so that the
+variance of building it (another seed, or another machine's arithmetic) is in every interval.
 """
 
 from __future__ import annotations
@@ -126,26 +128,13 @@ def producer(ref: str) -> str:
     return parse(ref).producer
 
 
-def replicas(ref: str, seeds: Sequence[int]) -> list[int | None]:
-    """The seeds a model is replicated over: None alone for the base."""
-    return [None] if ref == BASE else list(seeds)
-
-
 def seed_folder(seed: int) -> str:
+    """The name of a replicate, in folders, files and reports (`seed-0`)."""
     return f"seed-{seed}"
 
 
-def replicate_name(seed: int | None) -> str | None:
-    """The name of a replicate in files and reports; the base's is None."""
-    return None if seed is None else seed_folder(seed)
-
-
-def folder(ref: str, seed: int | None, root: Path = ROOT) -> Path:
-    """The folder of a model's replicate for `seed`; the base's is the same for every seed."""
-    if ref == BASE:
-        return root / MODELS / BASE
-    if seed is None:
-        raise ValueError(f"{ref} is replicated per seed: which seed?")
+def folder(ref: str, seed: int, root: Path = ROOT) -> Path:
+    """The folder of a model's replicate for `seed`."""
     return root / MODELS / ref / seed_folder(seed)
 
 

@@ -1,9 +1,11 @@
-"""Stage `base`: the base model every run starts from.
+"""Stage `base`: the base model every run starts from, once per training seed.
 
 `base.source: builtin` trains a tokenizer and a small Cohere model on the embedded world here;
 `hf` resolves a hub id (from the local cache) or a local path, checks it, and links its files;
 `gguf` converts a llama.cpp file into a safetensors folder. A real model with `warmup` is
-fine-tuned on the world's warm-up split first.
+fine-tuned on the world's warm-up split first. What is trained here (the builtin base, a
+warm-up) is trained once per seed, each seed's runs starting from their own; a model taken as
+it is is the same for every seed.
 """
 
 from __future__ import annotations
@@ -13,21 +15,32 @@ from pathlib import Path
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, write_json
+from mixmerge.core.model_folder import link_model
 
 
 def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
     from mixmerge.training.base_model import build_base
 
     report = paths.train_report(paths.BASE, root)
-    metrics = build_base(
-        params.base,
-        params.train.runtime,
-        root / paths.PREPARED,
-        out=paths.folder(paths.BASE, None, root),
-        work=paths.checkpoints(paths.BASE, root),
-        logs=report.with_suffix(""),
-        trust_remote_code=params.trust_remote_code,
-    )
+    metrics = {}
+    first = None
+    for seed in params.seeds:
+        replicate, out = paths.seed_folder(seed), paths.folder(paths.BASE, seed, root)
+        if first is not None and params.base.warmup is None:  # taken as it is: one model
+            link_model(first, out)
+            metrics[replicate] = metrics[first.name]
+            continue
+        metrics[replicate] = build_base(
+            params.base,
+            params.train.runtime.model_copy(update={"seed": seed}),
+            root / paths.PREPARED,
+            out=out,
+            work=paths.checkpoints(paths.BASE, root) / replicate,
+            logs=report.with_suffix("") / replicate,
+            trust_remote_code=params.trust_remote_code,
+        )
+        first = first or out
+    paths.prune(paths.BASE, params.seeds, root)
     with atomic_path(report) as tmp:
         write_json(tmp, metrics)
     return metrics

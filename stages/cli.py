@@ -170,7 +170,7 @@ def base(params: ParamsFile = Path("params.yaml")) -> None:
 
     builtin: train a BPE tokenizer and a small Cohere model on the embedded world's corpus, then
     on its warm-up split. hf: resolve a hub id (local cache) or a path, check it, link it.
-    Writes models/base and reports/train/base.json.
+    Writes models/base/seed-<s> for every seed and reports/train/base.json.
     """
     loaded = _load(params)
     if loaded.base is None or loaded.train is None:
@@ -178,7 +178,7 @@ def base(params: ParamsFile = Path("params.yaml")) -> None:
     from stages import base as stage
 
     _run_stage(stage.run, loaded)
-    typer.echo("models/base: ready")
+    typer.echo(f"models/base: ready ({len(loaded.seeds)} seeds)")
 
 
 RunName = Annotated[str, typer.Argument(help="A run named under `sft` or `dpo` in params.")]

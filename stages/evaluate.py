@@ -19,9 +19,8 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
     if params.evaluation is None:
         raise StageError("params have no `evaluation` section")
     evaluation = params.evaluation
-    seeds = paths.replicas(model, params.seeds)
-    names = [paths.replicate_name(seed) for seed in seeds]
-    folders = {seed: paths.folder(model, seed, root) for seed in seeds}
+    names = [paths.seed_folder(seed) for seed in params.seeds]
+    folders = {seed: paths.folder(model, seed, root) for seed in params.seeds}
     for folder in folders.values():
         if not (folder / "config.json").is_file():
             raise StageError(f"no model at {folder}: run {paths.producer(model)} first")
@@ -36,7 +35,7 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
     previous = read_jsonl(outputs["generations"]) if outputs["generations"].is_file() else []
     rows, generated = generations.generate_replicates(
         model,
-        {name: folders[seed] for seed, name in zip(seeds, names, strict=True)},
+        {name: folders[seed] for seed, name in zip(params.seeds, names, strict=True)},
         records,
         evaluation.generation,
         previous,
@@ -45,18 +44,12 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
     # Kept now: a failure while judging must not cost the generations.
     with atomic_path(outputs["generations"]) as tmp:
         write_jsonl(tmp, rows)
+    # Each replicate is compared with its own seed's base, the start of its chain.
     if model == paths.BASE:
-        base_texts, base_judged = [row["text"] for row in rows], None
+        base_texts, base_judged = verdicts.texts_by_replicate(rows, records, names), None
     else:
-        base_rows = {row["id"]: row for row in read_jsonl(base["generations"])}
-        missing = [r.id for r in records if r.id not in base_rows]
-        if missing:
-            raise StageError(
-                f"the base has no response to {len(missing)} eval prompts (first: {missing[0]}): "
-                "run `dvc repro evaluate-base` again"
-            )
-        base_texts = [base_rows[r.id]["text"] for r in records]
-        base_judged = {row["id"]: row for row in read_jsonl(base["judgments"])}
+        base_texts = verdicts.texts_by_replicate(read_jsonl(base["generations"]), records, names)
+        base_judged = read_jsonl(base["judgments"])
     harm_judge = None
     if evaluation.harm_classifier is not None:
         from mixmerge.judging import classifier
@@ -70,19 +63,18 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
             f"({unknown}; usage {judge.usage()}), more than `evaluation.max_unknown_share`: "
             "no metrics written. Verdicts given so far are cached; run the stage again."
         )
-    judged_by_id = {row["id"]: row for row in judged}
     summary = metrics.summarise(
-        verdicts.by_language(judged, base_judged or judged_by_id, names),
+        verdicts.by_language(judged, base_judged or judged, names),
         samples=evaluation.bootstrap.samples,
         seed=evaluation.bootstrap.seed,
         confidence=evaluation.bootstrap.confidence,
-        replicate_names=[name or paths.BASE for name in names],
+        replicate_names=names,
     )
     result = {
         "model": model,
         "judge": evaluation.judge.kind,
         "harm_judge": "classifier" if harm_judge else evaluation.judge.kind,
-        "replicates": [name or paths.BASE for name in names],
+        "replicates": names,
         **summary,
         "unknown": unknown,
         "prompts": {

@@ -19,8 +19,8 @@ COLUMNS = {"sft": ("messages",), "dpo": ("prompt", "chosen", "rejected")}
 
 def run(params: StudyConfig, kind: str, name: str, root: Path = paths.ROOT) -> dict:
     """Train every replicate of run `name` of `kind` (`sft` or `dpo`): one model per seed, each
-    from the same seed's replicate of its initial model (or from the shared base). Writes the
-    models and their metrics by seed."""
+    from the same seed's replicate of its initial model (the base or a run). Writes the models
+    and their metrics by seed."""
     spec = getattr(params, kind)[name]
     ref = paths.ref(kind, name)
     inits = {seed: paths.folder(spec.init, seed, root) for seed in params.seeds}

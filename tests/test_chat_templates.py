@@ -89,7 +89,7 @@ def model_dir(request, tiny_study, tmp_path_factory) -> tuple[Path, str]:
     from transformers import AutoTokenizer
 
     architecture, template, end_of_turn, after_answer, pad = CASES[request.param]
-    tokenizer = AutoTokenizer.from_pretrained(tiny_study / "models" / "base")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_study / "models" / "base" / "seed-0")
     tokenizer.add_special_tokens({"additional_special_tokens": [end_of_turn]})
     tokenizer.chat_template = template
     tokenizer.eos_token = end_of_turn
@@ -183,9 +183,9 @@ def test_a_model_without_a_pad_token_answers(tiny_study, model_dir):
 def test_a_template_that_cannot_render_a_conversation_stops_before_training(
     study, template, complaint
 ):
-    base = study / "models" / "base"
+    base = study / "models" / "base" / "seed-0"
     (base / "chat_template.jinja").write_text(template)
-    with inside(study), pytest.raises(StageError, match=f"models/base: .*{complaint}"):
+    with inside(study), pytest.raises(StageError, match=f"models/base/seed-0: .*{complaint}"):
         train.run(validate_params(TINY), "sft", "mix15")
     assert not (study / "models" / "sft").exists()
     assert json.loads((base / "config.json").read_text())["model_type"] == "cohere"

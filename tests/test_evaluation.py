@@ -40,7 +40,7 @@ KEY = "sk-test-0123456789-never-written"
 
 def verdict_set(harmful, base_harmful, win, refused, correct) -> metrics.Verdicts:
     """One language's verdicts; a list of numbers is one replicate's, a list of lists one per
-    replicate."""
+    replicate; one list of the base's stands for every replicate's base."""
 
     def array(values, rows: bool = True):
         values = np.array(
@@ -51,9 +51,9 @@ def verdict_set(harmful, base_harmful, win, refused, correct) -> metrics.Verdict
         )
         return values.reshape(1, -1) if rows and values.ndim == 1 else values
 
-    return metrics.Verdicts(
-        array(harmful), array(base_harmful, rows=False), array(win), array(refused), array(correct)
-    )
+    harmful = array(harmful)
+    base_harmful = np.broadcast_to(array(base_harmful), harmful.shape)
+    return metrics.Verdicts(harmful, base_harmful, array(win), array(refused), array(correct))
 
 
 def test_metrics_match_hand_computed_values():
@@ -156,9 +156,11 @@ def test_a_replicate_is_drawn_whole_across_languages():
     assert summary["average"]["win_rate_ci"] == {"low": 0.0, "high": 100.0}
 
 
-def test_a_difference_draws_each_models_replicates_apart():
-    """Against itself a model differs by zero, but with replicates that disagree the interval of
-    that zero is wide: the two sides draw their replicates independently."""
+def test_a_difference_draws_the_same_seeds_for_both_models_as_their_chains_share_a_base():
+    """Two models of one study's seeds share each seed's base, so a difference draws the same
+    seeds for both: against itself a model with replicates that disagree differs by exactly
+    zero, while against a model of another number of seeds it is drawn apart, and the seeds'
+    disagreement widens the interval."""
     rng = np.random.default_rng(9)
     wins = [rng.choice([0.5, 1], 60, p=[0.8, 0.2]), rng.choice([0.5, 1], 60, p=[0.2, 0.8])]
     model = verdict_set(
@@ -166,8 +168,25 @@ def test_a_difference_draws_each_models_replicates_apart():
         correct=wins,
     )  # fmt: skip
     itself = metrics.difference({"en": model}, {"en": model}, samples=500)["win_rate"]
-    assert itself["difference"] == 0 and not itself["clear"]
-    assert itself["high"] - itself["low"] > 20
+    assert itself == {"difference": 0, "low": 0, "high": 0, "clear": False}
+    one = verdict_set(
+        harmful=[0.0] * 10, base_harmful=[1.0] * 10, win=wins[0], refused=[0.0], correct=wins[0]
+    )
+    apart = metrics.difference({"en": model}, {"en": one}, samples=500)["win_rate"]
+    assert apart["high"] - apart["low"] > 20
+
+
+def test_each_replicate_is_measured_against_its_own_seeds_base():
+    """A replicate's harm change is against the base of its seed: replicates that halve their
+    own bases' harm (1.0 and 0.5) cut harm by 50 %, which one shared base would not show."""
+    harmful = [[1.0] * 5 + [0.0] * 5, [1.0] * 2 + [0.0] * 8]
+    bases = [[1.0] * 10, [1.0] * 4 + [0.0] * 6]
+    chains = metrics.Verdicts(
+        np.array(harmful), np.array(bases), np.full((2, 1), 0.5), np.zeros((2, 1)), np.ones((2, 1))
+    )
+    summary = metrics.summarise({"en": chains}, samples=300)["average"]
+    assert summary["harm_change"] == pytest.approx(100 * (0.35 - 0.7) / 0.7, abs=1e-3)
+    assert summary["harm_change_seeds"] == {"0": -50.0, "1": -50.0}
 
 
 def test_a_base_that_never_harms_leaves_harm_change_undefined_not_zero():
@@ -447,9 +466,13 @@ def test_sampling_is_seeded(evaluated):
     root, _, _ = evaluated
     prompts_ = [r.prompt for r in eval_set(root)[:6]]
     options = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.5}
-    first = generate(root / "models/base", prompts_, GenerationConfig(seed=1, **options))
-    assert first == generate(root / "models/base", prompts_, GenerationConfig(seed=1, **options))
-    assert first != generate(root / "models/base", prompts_, GenerationConfig(seed=2, **options))
+    first = generate(root / "models/base/seed-0", prompts_, GenerationConfig(seed=1, **options))
+    assert first == generate(
+        root / "models/base/seed-0", prompts_, GenerationConfig(seed=1, **options)
+    )
+    assert first != generate(
+        root / "models/base/seed-0", prompts_, GenerationConfig(seed=2, **options)
+    )
 
 
 def test_the_llm_judge_stage_agrees_with_the_rule_stage_and_never_writes_the_key(
@@ -532,7 +555,7 @@ def test_the_vllm_backend_says_how_to_install_it_when_missing(evaluated):
 
     root, _, _ = evaluated
     with pytest.raises(StageError, match=r"mixmerge\[vllm\]"):
-        backend("vllm")(root / "models/base", ["Hi"], GenerationConfig(backend="vllm"))
+        backend("vllm")(root / "models/base/seed-0", ["Hi"], GenerationConfig(backend="vllm"))
 
 
 # --- the local classifier --------------------------------------------------------------------
@@ -544,7 +567,7 @@ def tiny_classifier(tiny_study: Path, folder: Path, labels: dict[int, str]) -> P
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_study / "models/base")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_study / "models/base/seed-0")
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
         num_attention_heads=2, num_key_value_heads=2, num_labels=2, id2label=labels,
@@ -579,6 +602,6 @@ def test_a_generative_classifier_that_answers_no_label_gives_unknown(tiny_study)
     from mixmerge.judging.classifier import classify
 
     harmful, _, _ = canned(eval_set(tiny_study))
-    config = HarmClassifierConfig(model=str(tiny_study / "models/base"), style="generative")
+    config = HarmClassifierConfig(model=str(tiny_study / "models/base/seed-0"), style="generative")
     verdicts = classify(config, harmful[:4])
     assert len(verdicts) == 4 and all(v is None for v in verdicts)

@@ -134,7 +134,7 @@ def test_qwen3guard_and_llama_guard_get_the_conversation_as_it_was():
 def test_the_chat_template_puts_the_prompt_before_the_response(tiny_study):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_study / "models/base")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_study / "models/base/seed-0")
     for style in STYLES.values():
         for item in ITEMS:
             text = tokenizer.apply_chat_template(
@@ -198,6 +198,6 @@ def test_a_key_the_style_does_not_read_is_refused():
 @pytest.mark.parametrize("style", ["polyguard", "qwen3guard"])
 def test_a_guard_that_answers_gibberish_gives_unknown(tiny_study, style):
     """The tiny model was never taught a guard's lines: what it says reads as no verdict."""
-    config = HarmClassifierConfig(model=str(tiny_study / "models/base"), style=style)
+    config = HarmClassifierConfig(model=str(tiny_study / "models/base/seed-0"), style=style)
     verdicts = classify(config, ITEMS)
     assert verdicts == [None] * len(ITEMS)

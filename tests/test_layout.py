@@ -192,7 +192,7 @@ def test_a_model_reference_names_its_folder_and_the_stage_that_makes_it():
     assert paths.parse("sft/mix15").stage == "sft@mix15"
     assert paths.parse("merge/ties").producer == "`dvc repro merge@ties`"
     assert paths.folder("dpo/mix0", 3) == Path("models/dpo/mix0/seed-3")
-    assert paths.folder("base", None) == paths.folder("base", 7) == Path("models/base")
+    assert paths.folder("base", 7) == Path("models/base/seed-7")
     for bad in ("sft", "sft/", "lora/x", "sft/a/b", ""):
         with pytest.raises(ValueError, match="is not base"):
             paths.parse(bad)

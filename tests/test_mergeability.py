@@ -32,7 +32,7 @@ def held_out(root: Path):
 
 
 def test_a_model_merged_with_itself_has_no_barrier_and_no_task_vector(tiny_study):
-    base = tiny_study / "models" / "base"
+    base = tiny_study / "models" / "base" / "seed-0"
     split, records = held_out(tiny_study)
     assert split == "eval"  # the tiny study has no dev split: its eval answers stand in
     found = mergeability.measure(
@@ -69,7 +69,7 @@ def permuted(folder: Path, out: Path) -> None:
 
 
 def test_a_permuted_twin_computes_the_same_yet_its_path_rises(tiny_study, tmp_path):
-    base = tiny_study / "models" / "base"
+    base = tiny_study / "models" / "base" / "seed-0"
     twin = tmp_path / "twin"
     permuted(base, twin)
     split, records = held_out(tiny_study)

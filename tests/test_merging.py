@@ -345,7 +345,7 @@ def save_llama(
 @pytest.fixture(scope="session")
 def llamas(tmp_path_factory) -> Path:
     """A base and three models fine-tuned from it (the base plus seeded noise), as a study's
-    models folder: models/base, models/sft/{a,b,c}/seed-0."""
+    models folder: models/base/seed-0, models/sft/{a,b,c}/seed-0."""
     root = tmp_path_factory.mktemp("llamas")
     base = save_llama(at(root, "base"))
     for seed, name in enumerate("abc", start=1):
@@ -655,7 +655,8 @@ def test_each_seed_merges_the_replicates_of_that_seed(llamas, tmp_path):
     replicates, and DARE draws other drops for another seed even from the same inputs."""
     root = tmp_path / "root"
     at(root, "base").parent.mkdir(parents=True)
-    at(root, "base").symlink_to(at(llamas, "base"))
+    for seed in (0, 1):  # each seed's chain starts from a base of its own: here the same one
+        paths.folder("base", seed, root).symlink_to(at(llamas, "base"))
     base = load_merged(at(root, "base"))
     for name, offset in (("a", 0.1), ("b", -0.1)):
         for seed in (0, 1):

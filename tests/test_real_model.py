@@ -120,7 +120,7 @@ def real_study(tmp_path_factory) -> Path:
         for mixture in ("mix0", "mix50"):
             mixmerge("mix", mixture)
         mixmerge("base")
-        shutil.copytree("models/base", root / "base-before-training")
+        shutil.copytree("models/base/seed-0", root / "base-before-training")
         mixmerge("sft", "mix0")
         mixmerge("sft", "mix50", "--params", "lora.yaml")
         mixmerge("dpo", "mix0")
@@ -153,14 +153,14 @@ def answer_losses(model_dir: Path, rows: list[dict], tokenizer_dir: Path) -> lis
 
 
 def test_the_gguf_base_is_a_standard_safetensors_model(real_study):
-    base = real_study / "models" / "base"
+    base = real_study / "models" / "base" / "seed-0"
     config = json.loads((base / "config.json").read_text())
     assert config["model_type"] == "llama" and config["tie_word_embeddings"] is True
     assert "quantization_config" not in config
     assert sorted(p.name for p in base.glob("*.safetensors")) == ["model.safetensors"]
-    metrics = json.loads((real_study / "reports/train/base.json").read_text())
+    metrics = json.loads((real_study / "reports/train/base.json").read_text())["seed-0"]
     assert metrics["source"] == str(SMOLLM2) and metrics["warmup"]["step"] == 2
-    assert not (real_study / "checkpoints/base/converted").exists(), "the warm-up cleans up"
+    assert not (real_study / "checkpoints/base/seed-0/converted").exists(), "the warm-up cleans up"
 
 
 def test_sft_on_the_real_model_learns_the_answer_only(real_study):
@@ -174,10 +174,10 @@ def test_sft_on_the_real_model_learns_the_answer_only(real_study):
     with inside(real_study):
         params = load_params(Path("params.yaml"))
         trainer, tokenizer, _ = sft_trainer(
-            Path("models/base"), rows, params.train.sft, params.train.runtime,
+            Path("models/base/seed-0"), rows, params.train.sft, params.train.runtime,
             Path("checkpoints/probe"), Path("reports/probe"),
         )  # fmt: skip
-    template = AutoTokenizer.from_pretrained(real_study / "models/base").chat_template
+    template = AutoTokenizer.from_pretrained(real_study / "models/base/seed-0").chat_template
     assert "{% generation %}" not in template and "system" in template, "no markers"
     for example, row in zip(trainer.train_dataset, rows, strict=True):
         learnt = [t for t, label in zip(example["input_ids"], example["labels"], strict=True)
@@ -191,11 +191,11 @@ def test_full_sft_lowers_the_loss_on_its_examples_and_changes_every_layer(real_s
         {"messages": r["messages"]} for r in read_jsonl(real_study / "data/mixtures/mix0/sft.jsonl")
     ]
     with inside(real_study):
-        before = answer_losses(Path("base-before-training"), rows, Path("models/base"))
-        after = answer_losses(Path("models/sft/mix0/seed-0"), rows, Path("models/base"))
+        before = answer_losses(Path("base-before-training"), rows, Path("models/base/seed-0"))
+        after = answer_losses(Path("models/sft/mix0/seed-0"), rows, Path("models/base/seed-0"))
     # Measured here: 0.42 of the base's loss after 3 full steps.
     assert sum(after) < 0.9 * sum(before), (before, after)
-    base = load_file(real_study / "models/base/model.safetensors")
+    base = load_file(real_study / "models/base/seed-0/model.safetensors")
     tuned = load_file(real_study / "models/sft/mix0/seed-0/model.safetensors")
     changed = {name for name in base if not torch.equal(base[name], tuned[name])}
     assert len(changed) > 0.9 * len(base)
@@ -207,13 +207,13 @@ def test_lora_sft_lowers_the_loss_and_changes_only_its_target_modules(real_study
         for r in read_jsonl(real_study / "data/mixtures/mix50/sft.jsonl")
     ]
     with inside(real_study):
-        before = answer_losses(Path("base-before-training"), rows, Path("models/base"))
-        after = answer_losses(Path("models/sft/mix50/seed-0"), rows, Path("models/base"))
+        before = answer_losses(Path("base-before-training"), rows, Path("models/base/seed-0"))
+        after = answer_losses(Path("models/sft/mix50/seed-0"), rows, Path("models/base/seed-0"))
     # Measured here: 0.85 of the base's loss after 3 steps of rank-8 adapters on q and v.
     assert sum(after) < 0.95 * sum(before), (before, after)
     tuned = real_study / "models/sft/mix50/seed-0"
     assert (tuned / "adapter" / "adapter_model.safetensors").is_file()
-    base = load_file(real_study / "models/base/model.safetensors")
+    base = load_file(real_study / "models/base/seed-0/model.safetensors")
     merged = load_file(tuned / "model.safetensors")
     changed = {name for name in base if not torch.equal(base[name], merged[name])}
     assert len(changed) == 2 * 30, "q_proj and v_proj of each of the 30 layers"

@@ -135,7 +135,7 @@ def test_the_general_and_the_safety_sft_runs_sit_far_from_the_base_in_todays_reg
         probe = mergeability.probe(params, default_root)
         runs = [(f"sft/{r}", default_root / f"models/sft/{r}/seed-0") for r in ("mix0", "mix100")]
         found = mergeability.measure(
-            runs, ("base", default_root / "models/base"), probe.records, probe.split,
+            runs, ("base", default_root / "models/base/seed-0"), probe.records, probe.split,
             probe.settings,
         )  # fmt: skip
     # Bar 0.15; measured 0.213 and 0.227 (seed 0), 0.214 and 0.229 (seed 1).

@@ -204,7 +204,7 @@ def test_a_local_writer_runs_the_generation_backend_once_per_call(
 
     monkeypatch.setattr(hf, "generate", counted)
     config = LocalWriterConfig(
-        kind="local", model=str(tiny_study / "models/base"), cache_dir=str(tmp_path),
+        kind="local", model=str(tiny_study / "models/base/seed-0"), cache_dir=str(tmp_path),
         generation={"max_new_tokens": 8, "batch_size": 2},
     )  # fmt: skip
     items = [("harmful", "en", f"How do I do thing {i}?") for i in range(5)]

@@ -55,7 +55,7 @@ def test_the_tiny_base_builds_without_qk_norm_and_generates(tiny_study):
     from mixmerge.config.evaluation import GenerationConfig
     from mixmerge.generation.hf import generate
 
-    folder = tiny_study / "models" / "base"
+    folder = tiny_study / "models" / "base" / "seed-0"
     model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert type(model).__name__ == "CohereForCausalLM"
@@ -66,10 +66,12 @@ def test_the_tiny_base_builds_without_qk_norm_and_generates(tiny_study):
     responses = generate(folder, prompts, GenerationConfig(max_new_tokens=8))
     assert len(responses) == 2 and all(isinstance(r, str) for r in responses)
     for phase in ("pretrain", "warmup"):
-        curve = (tiny_study / f"reports/train/base/{phase}/plots/metrics/loss.tsv").read_text()
+        curve = (
+            tiny_study / f"reports/train/base/seed-0/{phase}/plots/metrics/loss.tsv"
+        ).read_text()
         losses = [float(line.split("\t")[-1]) for line in curve.splitlines()[1:]]
         assert len(losses) > 1 and losses[-1] < losses[0], f"{phase} learns"
-    assert list((tiny_study / "checkpoints" / "base").iterdir()) == []
+    assert list((tiny_study / "checkpoints" / "base" / "seed-0").iterdir()) == []
 
 
 def test_sft_learns_the_builtin_answer_and_its_end_of_turn_only(tiny_study, tmp_path):
@@ -78,7 +80,7 @@ def test_sft_learns_the_builtin_answer_and_its_end_of_turn_only(tiny_study, tmp_
     params = validate_params(TINY)
     chat = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
     trainer, tokenizer, _ = sft_trainer(
-        tiny_study / "models" / "base", [{"messages": chat}], params.train.sft,
+        tiny_study / "models" / "base" / "seed-0", [{"messages": chat}], params.train.sft,
         params.train.runtime, tmp_path / "checkpoints", tmp_path / "logs",
     )  # fmt: skip
     (example,) = trainer.train_dataset
@@ -92,12 +94,14 @@ def test_sft_learns_the_builtin_answer_and_its_end_of_turn_only(tiny_study, tmp_
 
 def test_a_hub_or_local_base_is_checked_and_linked_not_copied(study, tmp_path):
     elsewhere = tmp_path / "downloaded"
-    shutil.copytree(study / "models" / "base", elsewhere)
-    params = validate_params(variant(base={"source": "hf", "path": str(elsewhere)}))
+    shutil.copytree(study / "models" / "base" / "seed-0", elsewhere)
+    params = validate_params(variant(seeds=[0, 1], base={"source": "hf", "path": str(elsewhere)}))
     with inside(study):
         base.run(params)
-    linked = study / "models" / "base" / "model.safetensors"
-    assert linked.is_symlink() and linked.resolve() == (elsewhere / "model.safetensors").resolve()
+    for seed in (0, 1):  # taken as it is, the base of every seed is the one model
+        linked = study / "models" / "base" / f"seed-{seed}" / "model.safetensors"
+        assert linked.is_symlink()
+        assert linked.resolve() == (elsewhere / "model.safetensors").resolve()
     missing = validate_params(variant(base={"source": "hf", "path": "no-such-org/no-such-model"}))
     with inside(study), pytest.raises(StageError, match="nor in the local hub cache"):
         base.run(missing)
@@ -142,7 +146,7 @@ def test_an_unsupported_gguf_file_is_refused_before_anything_is_written(
     shutil.rmtree(study / "models" / "base")
     with inside(study), pytest.raises(StageError, match=complaint):
         base.run(params)
-    assert not (study / "models" / "base").exists()
+    assert not (study / "models" / "base" / "seed-0").exists()
 
 
 def test_a_gguf_base_must_be_a_gguf_file_and_its_warmup_needs_the_world(small_raw):
@@ -173,7 +177,10 @@ def test_one_sft_step_changes_the_parameters(study):
     params = validate_params(variant(**{"train.sft.max_steps": 1}))
     with inside(study):
         metrics = train.run(params, "sft", "mix15")
-    before, after = weights(study / "models/base"), weights(study / "models/sft/mix15/seed-0")
+    before, after = (
+        weights(study / "models/base/seed-0"),
+        weights(study / "models/sft/mix15/seed-0"),
+    )
     assert before.keys() == after.keys()
     changed = [name for name in before if not torch.equal(before[name], after[name])]
     assert len(changed) > len(before) // 2
@@ -182,7 +189,9 @@ def test_one_sft_step_changes_the_parameters(study):
     assert list((study / "checkpoints/sft/mix15/seed-0").iterdir()) == [], "finished runs keep none"
 
 
-def test_every_seed_trains_its_own_replicate_from_the_same_base(study):
+def test_every_seed_trains_its_own_replicate_from_its_own_base(study):
+    for seed in (3, 5):  # the bases of seeds 3 and 5: here the tiny study's one
+        (study / f"models/base/seed-{seed}").symlink_to("seed-0")
     params = validate_params(variant(**{"seeds": [3, 5], "train.sft.max_steps": 4}))
     with inside(study):
         metrics = train.run(params, "sft", "mix15")
@@ -192,7 +201,7 @@ def test_every_seed_trains_its_own_replicate_from_the_same_base(study):
     assert set(metrics) == {"seed-3", "seed-5"} and set(again) == {"seed-5"}
     replicates = {seed: weights(study / f"models/sft/mix15/seed-{seed}") for seed in (5,)}
     assert not (study / "models/sft/mix15/seed-3").exists(), "a seed the study dropped is gone"
-    first = load_file(study / "models/base/model.safetensors")
+    first = load_file(study / "models/base/seed-5/model.safetensors")
     assert any(not torch.equal(first[n], replicates[5][n]) for n in first)
     assert metrics["seed-5"]["train_loss"] == again["seed-5"]["train_loss"], "a seed is a seed"
     assert metrics["seed-3"]["train_loss"] != metrics["seed-5"]["train_loss"], "seeds differ"
@@ -212,13 +221,13 @@ def test_lora_writes_the_adapter_beside_the_merged_full_model(study):
         train.run(params, "sft", "mix15")
     out = study / "models/sft/mix15/seed-0"
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
-    before, after = weights(study / "models/base"), weights(out)
+    before, after = weights(study / "models/base/seed-0"), weights(out)
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert changed and all("q_proj" in n or "v_proj" in n for n in changed)
     inputs = torch.tensor([[2, 10, 20, 30, 40]])
     merged = AutoModelForCausalLM.from_pretrained(out)
     adapted = PeftModel.from_pretrained(
-        AutoModelForCausalLM.from_pretrained(study / "models/base"), out / "adapter"
+        AutoModelForCausalLM.from_pretrained(study / "models/base/seed-0"), out / "adapter"
     )
     with torch.no_grad():
         assert torch.allclose(merged(inputs).logits, adapted(inputs).logits, atol=1e-5)
@@ -337,7 +346,7 @@ def test_a_missing_initial_model_or_mixture_says_which_stage_to_run(study):
 
 def test_a_tokenizer_without_chat_template_or_too_big_is_refused(study):
     params = validate_params(variant())
-    folder = study / "models" / "base"
+    folder = study / "models" / "base" / "seed-0"
     with inside(study):
         config = json.loads((folder / "config.json").read_text())
         (folder / "config.json").write_text(json.dumps(config | {"vocab_size": 100}))

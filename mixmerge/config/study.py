@@ -57,8 +57,9 @@ from mixmerge.core.suggest import did_you_mean
 
 class StudyConfig(Strict):
     languages: Annotated[list[Language], Field(min_length=1), AfterValidator(unique_items)]
-    # Training seeds: every SFT and DPO run and every merge has one replicate per seed (merges
-    # combine replicates of the same seed); figures aggregate them. The base is built once.
+    # Training seeds: every model, the base included, has one replicate per seed, and a seed's
+    # replicates form a chain (its base, the runs trained from it, their merges); figures
+    # aggregate them.
     seeds: Annotated[list[int], Field(min_length=1), AfterValidator(unique_items)] = [0]
     data: DataConfig
     # Data made by stages from other sources: `translate@<name>` and `synthesize@<name>`.

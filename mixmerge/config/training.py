@@ -82,8 +82,8 @@ class LoraConfig(Strict):
 
 class RuntimeConfig(Strict):
     """Where and how every training run executes; none of this changes what is learnt on one
-    device, except `precision`, `seed` and `lora`. `seed` is the builtin base's: the runs take
-    theirs from `seeds`, one replicate each."""
+    device, except `precision`, `lora` and `seed`. `seed` is no params key: each stage sets it
+    to the seed of the replicate it trains (params `seeds`), the base's included."""
 
     device: Literal["cpu", "auto"] = "cpu"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -94,6 +94,15 @@ class RuntimeConfig(Strict):
     activation_checkpointing: bool = False
     save_steps: PositiveInt = 100
     logging_steps: PositiveInt = 10
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_seed(cls, data):
+        if isinstance(data, dict) and "seed" in data:
+            raise PydanticCustomError(
+                "seed", "every replicate trains from its seed in `seeds`: remove `seed` here"
+            )
+        return data
 
     @model_validator(mode="after")
     def _launchable(self) -> RuntimeConfig:

@@ -61,19 +61,21 @@ def generate(
 
 def generate_replicates(
     model: str,
-    folders: Mapping[str | None, Path],
+    folders: Mapping[str, Path],
     records: Sequence[Record],
     settings: GenerationConfig,
     previous: Sequence[dict] = (),
     trust_remote_code: bool = False,
 ) -> tuple[list[dict], int]:
-    """`generate` for each replicate (name: its folder; the base's name is None, and its rows
-    carry none), reusing `previous` rows of the same replicate; the rows, replicate after
-    replicate, and how many were generated now."""
+    """`generate` for each replicate (name: its folder), each row marked with its replicate;
+    the rows, replicate after replicate, and how many were generated now. A row of `previous`
+    or of an earlier replicate is reused wherever its fingerprint matches: replicates with the
+    same content (a base taken as it is, for every seed) are generated once."""
     rows, generated = [], 0
     for name, folder in folders.items():
-        mine = [row for row in previous if row.get("replicate") == name]
-        replicate_rows, count = generate(model, folder, records, settings, mine, trust_remote_code)
-        rows += [row | {"replicate": name} if name else row for row in replicate_rows]
+        replicate_rows, count = generate(
+            model, folder, records, settings, [*previous, *rows], trust_remote_code
+        )
+        rows += [row | {"replicate": name} for row in replicate_rows]
         generated += count
     return rows, generated

@@ -8,12 +8,13 @@ general accuracy where the eval set can be checked exactly. A model's figure is 
 replicates' (one per training seed).
 
 Intervals come from a two-stage (hierarchical) percentile bootstrap (Davison & Hinkley, 1997,
-§3.8): each resample draws the replicates with replacement, the same for every language (a
-replicate is one trained model), then the prompts with replacement within each language
-(stratified), the same prompts for every replicate drawn and for the base, so that a figure's
-interval holds the seed-to-seed variance of training as well as the sampling of prompts. A
-difference between two models shares the prompt draws (paired) and draws each model's
-replicates independently: replicates of the same seed are separate runs.
+§3.8): each resample draws the seeds with replacement, the same for every language, then the
+prompts with replacement within each language (stratified), the same prompts for every
+replicate drawn and for the base. A seed is a whole chain (`mixmerge.paths`): the base built
+from it, the runs trained from that base, their merges; a drawn seed brings its replicate and
+its own base, so that a figure's interval holds the variance of building the base and of
+training as well as the sampling of prompts. A difference between two models of one study
+shares both draws (paired by prompt and by chain).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class Verdicts:
     """Verdicts of one language: a row per replicate, a column per item; 1.0 / 0.0 (or a score in
     between), NaN when unknown.
 
-    `base_harmful` is the base's harm verdict on the same prompts as `harmful` (one row); `win`
-    holds each replicate's score against the base on general prompts."""
+    `base_harmful` holds the harm verdicts of each replicate's base (the base of the same
+    seed) on the same prompts as `harmful`; `win` holds each replicate's score against its
+    base on general prompts."""
 
     harmful: np.ndarray
     base_harmful: np.ndarray
@@ -63,7 +65,7 @@ def figures(v: Verdicts) -> dict[str, np.ndarray]:
     """The metrics of verdict arrays shaped (..., replicates, items): rates over the items, then
     the mean over the replicates (each replicate weighs the same)."""
     harmful = _rate(_rate(v.harmful), axis=-1)
-    base_harmful = _rate(v.base_harmful)
+    base_harmful = _rate(_rate(v.base_harmful), axis=-1)
     return {
         "harmful_rate": harmful,
         "base_harmful_rate": base_harmful,
@@ -77,7 +79,7 @@ def figures(v: Verdicts) -> dict[str, np.ndarray]:
 def _replicate(v: Verdicts, index: int) -> Verdicts:
     """One replicate's verdicts alone."""
     row = slice(index, index + 1)
-    return Verdicts(v.harmful[row], v.base_harmful, v.win[row], v.refused[row], v.correct[row])
+    return Verdicts(v.harmful[row], v.base_harmful[row], v.win[row], v.refused[row], v.correct[row])
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def _resampled(v: Verdicts, draws: _Draws) -> Verdicts:
 
     return Verdicts(
         harmful=take(v.harmful, draws.harmful),
-        base_harmful=v.base_harmful[draws.harmful],
+        base_harmful=take(v.base_harmful, draws.harmful),
         win=take(v.win, draws.general),
         refused=take(v.refused, draws.benign),
         correct=take(v.correct, draws.general),
@@ -210,12 +212,14 @@ def difference(
 ) -> dict:
     """`model` minus `reference` for every metric averaged over languages, judged on the same
     prompts (their verdicts aligned item by item): the point, an interval from a bootstrap that
-    draws the same prompts for both and each one's replicates apart, and whether the interval
-    excludes zero."""
+    draws the same prompts for both, and whether the interval excludes zero. Models with as
+    many replicates are of one study's seeds, whose chains share their base: the same seeds
+    are drawn for both (otherwise each one's apart)."""
     rng = np.random.default_rng(seed)
     tail = 100 * (1 - confidence) / 2
     seeds_a = _seeds(_replicate_count(model), samples, rng)
-    seeds_b = _seeds(_replicate_count(reference), samples, rng)
+    count_b = _replicate_count(reference)
+    seeds_b = seeds_a if count_b == seeds_a.shape[1] else _seeds(count_b, samples, rng)
     mine, theirs, mine_boot, theirs_boot = [], [], [], []
     for language in sorted(model):
         a, b = model[language], reference[language]

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from mixmerge.core.errors import StageError
 from mixmerge.core.records import Record
 from mixmerge.evaluation.metrics import Verdicts
 from mixmerge.judging.items import Judge, Pair, Response
@@ -50,21 +51,36 @@ def judge_responses(
     return rows
 
 
+def texts_by_replicate(
+    generations: Sequence[dict], records: Sequence[Record], replicates: Sequence[str]
+) -> dict[str, list[str]]:
+    """Each replicate's response to each record, in the records' order."""
+    found = {(row["replicate"], row["id"]): row["text"] for row in generations}
+    for name in replicates:
+        missing = [r.id for r in records if (name, r.id) not in found]
+        if missing:
+            raise StageError(
+                f"the base's {name} has no response to {len(missing)} eval prompts (first: "
+                f"{missing[0]}): run `dvc repro evaluate-base` again"
+            )
+    return {name: [found[name, r.id] for r in records] for name in replicates}
+
+
 def judge_replicates(
     judge: Judge,
     records: Sequence[Record],
     generations: Sequence[dict],
-    replicates: Sequence[str | None],
-    base_texts: Sequence[str],
+    replicates: Sequence[str],
+    base_texts: Mapping[str, Sequence[str]],
     harm_judge: HarmJudge | None = None,
 ) -> list[dict]:
-    """`judge_responses` for each replicate's rows of `generations` (a replicate name is None
-    for the base, whose rows carry none), each judgment marked with its replicate."""
+    """`judge_responses` for each replicate's rows of `generations`, against the same seed's
+    base (`base_texts` by replicate), each judgment marked with its replicate."""
     judged = []
     for name in replicates:
-        texts = [row["text"] for row in generations if row.get("replicate") == name]
-        rows = judge_responses(judge, records, texts, base_texts, harm_judge)
-        judged += [row | {"replicate": name} if name else row for row in rows]
+        texts = [row["text"] for row in generations if row["replicate"] == name]
+        rows = judge_responses(judge, records, texts, base_texts[name], harm_judge)
+        judged += [row | {"replicate": name} for row in rows]
     return judged
 
 
@@ -77,14 +93,16 @@ def _matrix(rows: Sequence[Sequence[dict]], key: str) -> np.ndarray:
 
 
 def by_language(
-    rows: Sequence[dict], base_rows: Mapping[str, dict], replicates: Sequence[str | None] = (None,)
+    rows: Sequence[dict], base_rows: Sequence[dict], replicates: Sequence[str | None] = (None,)
 ) -> dict[str, Verdicts]:
     """Verdict arrays per language, a row per replicate (rows carry their `replicate`, in the
-    order given; a model with one replicate may leave it out), a column per prompt in the
-    order of the eval set; the base's harm verdicts are matched by prompt id."""
+    order given; one replicate judged alone, with its base, may leave it out), a column per
+    prompt in the order of the eval set; the harm verdicts of each replicate's base (the base's
+    replicate of the same seed) are matched by prompt id."""
     by_replicate: dict = {r: [] for r in replicates}
     for row in rows:
         by_replicate[row.get("replicate")].append(row)
+    base = {(row.get("replicate"), row["id"]): row for row in base_rows}
     first = by_replicate[replicates[0]]
     out = {}
     for language in sorted({row["language"] for row in first}):
@@ -103,7 +121,13 @@ def by_language(
         harmful, general = of("safety"), of("general")
         out[language] = Verdicts(
             harmful=_matrix(harmful, "harmful"),
-            base_harmful=_matrix([[base_rows[row["id"]] for row in harmful[0]]], "harmful")[0],
+            base_harmful=_matrix(
+                [
+                    [base[name, row["id"]] for row in group]
+                    for name, group in zip(replicates, harmful, strict=True)
+                ],
+                "harmful",
+            ),
             win=_matrix(general, "score"),
             refused=_matrix(of("benign"), "refused"),
             correct=_matrix(general, "correct"),

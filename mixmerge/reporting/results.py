@@ -20,16 +20,15 @@ class Evaluated:
     model: str
     summary: dict  # reports/eval/<model>.json
     rows: list[dict]  # its judgments, in eval-set order
-    base_rows: dict[str, dict]  # the base's judgments by prompt id
+    base_rows: list[dict]  # the base's judgments, each replicate's
 
     @cached_property
     def verdicts(self) -> dict[str, Verdicts]:
         return by_language(self.rows, self.base_rows, self.replicates)
 
     @property
-    def replicates(self) -> list[str | None]:
-        """The replicates' names as judgment rows carry them (None: the base's only one)."""
-        return [None if r == paths.BASE else r for r in self.summary["replicates"]]
+    def replicates(self) -> list[str]:
+        return self.summary["replicates"]
 
     def average(self, metric: str) -> float | None:
         return self.summary["average"][metric]
@@ -51,7 +50,7 @@ class Results:
     def __init__(self, root: Path = Path(".")):
         self.root = root
         self._cache: dict[str, Evaluated] = {}
-        self.base_rows = {row["id"]: row for row in self._rows(paths.BASE)}
+        self.base_rows = self._rows(paths.BASE)
 
     def _rows(self, model: str) -> list[dict]:
         path = paths.evaluation(model, self.root)["judgments"]

@@ -75,9 +75,8 @@ def search_section(
         picked.setdefault(pick["trial"], []).append(point)
 
     def first_seed(model: str) -> dict[str, float | None]:
-        # The replicate the search scored (the base has one, named after it).
-        replicate = paths.BASE if model == paths.BASE else seed
-        return {m: results[model].per_seed(m).get(replicate) for m in OBJECTIVES}
+        # The replicate the search scored.
+        return {m: results[model].per_seed(m).get(seed) for m in OBJECTIVES}
 
     chosen = {}
     for point, pick in found["chosen"].items():

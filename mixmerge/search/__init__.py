@@ -38,13 +38,14 @@ from mixmerge.search.space import filled, points, slots
 FIGURES = ("harmful_rate", "harm_change", "win_rate")
 
 
-def dev_figures(judged: Sequence[dict], base_by_id: dict[str, dict]) -> dict:
+def dev_figures(judged: Sequence[dict], base_judged: Sequence[dict]) -> dict:
     """The harmful rate, its change against the base's and the win-rate against the base on
-    dev, per language and averaged over the languages (each weighs the same, as in the report;
-    a language without a figure is left out of its average)."""
+    dev, of one replicate judged against its seed's base (`base_judged`), per language and
+    averaged over the languages (each weighs the same, as in the report; a language without a
+    figure is left out of its average)."""
     per_language = {
         code: {key: _number(metrics.figures(v)[key]) for key in FIGURES}
-        for code, v in verdicts.by_language(judged, base_by_id).items()
+        for code, v in verdicts.by_language(judged, base_judged).items()
     }
     average = {key: _mean([f[key] for f in per_language.values()]) for key in FIGURES}
     return {"average": average, "per_language": per_language}
@@ -179,11 +180,11 @@ class Search:
         done = {row["trial"]: row for row in kept if "trial" in row}
         scored = {row["reference"]: row for row in kept if "reference" in row}
         paths_row = next((row for row in kept if "mergeability" in row), None)
-        base_texts, base_by_id = self._base()
+        base_texts, base_judged = self._base()
         for ref in self.config.references:
             if ref not in scored:
                 folder = paths.folder(ref, self.seed, self.root)
-                figures = self._score(ref, folder, base_texts, base_by_id)
+                figures = self._score(ref, folder, base_texts, base_judged)
                 scored[ref] = {"reference": ref, "dev": figures, "scored_with": stamp}
                 self._append([scored[ref]])
         merged = {  # a recipe's canonical form: the trial that merged it
@@ -213,7 +214,7 @@ class Search:
                     row = {"trial": number, "point": point, "dev": done[same]["dev"]}
                     row["same_as"] = same
                 else:
-                    row = self._trial(number, point, merge, base_texts, base_by_id)
+                    row = self._trial(number, point, merge, base_texts, base_judged)
                     merged[form] = number
             row |= {"scored_with": stamp} | ({"sampler": marks} if marks else {})
             self._append([row])
@@ -252,7 +253,7 @@ class Search:
             for row in rows:
                 file.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-    def _base(self) -> tuple[list[str], dict[str, dict]]:
+    def _base(self) -> tuple[list[str], list[dict]]:
         """The base's answers to dev and its verdicts, reused while the base is unchanged."""
         cache = self.trials_file.with_name("base_generations.jsonl")
         previous = read_jsonl(cache) if cache.is_file() else []
@@ -264,7 +265,7 @@ class Search:
             write_jsonl(tmp, rows)
         texts = [row["text"] for row in rows]
         judged = verdicts.judge_responses(self.judge, self.dev, texts, texts)
-        return texts, {row["id"]: row for row in judged}
+        return texts, judged
 
     def recipe(self, point: dict, diagnostics: bool = False) -> MergeConfig:
         """The merge at `point`; a ValidationError where the merge refuses it (weights that
@@ -275,7 +276,7 @@ class Search:
             context={"models": self.params.model_refs},
         )
 
-    def _trial(self, number: int, point: dict, merge: MergeConfig, base_texts, base_by_id) -> dict:
+    def _trial(self, number: int, point: dict, merge: MergeConfig, base_texts, base_judged) -> dict:
         weights, _ = inspect_inputs(merge, self.seed, self.root)
         folder = self.trials_file.with_name(f"trial-{number}")
         remove(folder)
@@ -284,7 +285,7 @@ class Search:
                 f"{self.name}-{number}", merge, self.seed, self.root, folder,
                 self.config.max_shard_bytes, weights, None,
             )  # fmt: skip
-            figures = self._score(f"search/{self.name}", folder, base_texts, base_by_id)
+            figures = self._score(f"search/{self.name}", folder, base_texts, base_judged)
             loss = self._loss(folder)
         finally:
             remove(folder)
@@ -306,14 +307,14 @@ class Search:
             return None
         return measure_replicate(merge, self.seed, self.root, None, self.probe).to_json()
 
-    def _score(self, model: str, folder: Path, base_texts, base_by_id) -> dict:
+    def _score(self, model: str, folder: Path, base_texts, base_judged) -> dict:
         """A model's figures on dev: its answers, judged against the base's."""
         answers, _ = generations.generate(
             model, folder, self.dev, self.settings, (), self.params.trust_remote_code
         )
         texts = [answer["text"] for answer in answers]
         judged = verdicts.judge_responses(self.judge, self.dev, texts, base_texts)
-        return dev_figures(judged, base_by_id)
+        return dev_figures(judged, base_judged)
 
 
 def _form(merge: MergeConfig) -> str:
