@@ -142,6 +142,23 @@ def test_a_figure_is_the_mean_of_its_replicates_and_its_interval_holds_their_spr
     assert low < per_seed["seed-0"] and per_seed["seed-1"] < high, "both replicates lie inside"
 
 
+def test_the_seed_part_of_an_interval_has_the_unbiased_variance_of_the_seeds():
+    """Two seeds whose win-rates are 30 and 70 on every prompt: drawn with replacement, their
+    mean would range over 30, 50 and 70 only, a variance half their spread's. Each drawn seed's
+    deviation from their mean is scaled by √2 (n / (n − 1) for n = 2), and a quarter of the
+    draws take both seeds from either end: the interval is 50 ± 20·√2."""
+    wins = [[0.3] * 40, [0.7] * 40]
+    seeds = verdict_set(
+        harmful=[[0.0] * 4] * 2, base_harmful=[1.0] * 4, win=wins, refused=[[0.0]] * 2,
+        correct=wins,
+    )  # fmt: skip
+    interval = metrics.summarise({"en": seeds}, samples=2000)["average"]["win_rate_ci"]
+    assert interval == {
+        "low": pytest.approx(50 - 20 * 2**0.5, abs=1e-3),
+        "high": pytest.approx(50 + 20 * 2**0.5, abs=1e-3),
+    }
+
+
 def test_a_replicate_is_drawn_whole_across_languages():
     """A seed that trained a better model is better in every language: the average over
     languages keeps the whole seed-to-seed interval, instead of averaging it away as six

@@ -241,17 +241,19 @@ def render(
         "# Mix data or merge models? This run",
         "",
         f"Languages: {', '.join(params.languages)}. Judge: `{params.evaluation.judge.kind}`. "
-        f"Training seeds: {', '.join(map(str, params.seeds))}: every model but the base is the "
-        "mean of its replicates, one per seed. Harm change and win-rate are against the base "
-        "model, in %, averaged over languages (the harm change of the averaged harmful rates), "
+        f"Training seeds: {', '.join(map(str, params.seeds))}: every model, the base too, is "
+        "the mean of its replicates, one per seed, and each seed's runs start from its own "
+        "base. Harm change and win-rate are against the base model of the same seed, in %, "
+        "averaged over languages (the harm change of the averaged harmful rates), "
         f"with {round(100 * params.evaluation.bootstrap.confidence)} % intervals from a "
         f"hierarchical bootstrap ({params.evaluation.bootstrap.samples} resamples of the "
-        "replicates, then of the prompts), and after `·` the seed-to-seed spread (the largest "
-        "replicate's figure minus the smallest). A Δ is a row's difference from its baseline "
-        f"on the same prompts, with a {round(100 * spec.bootstrap.confidence)} % interval "
-        f"({spec.bootstrap.samples} resamples: the same prompts for both, each one's "
-        "replicates apart), **bold** where it excludes zero; every verdict on a claim reads "
-        "these intervals. Lower harm change and higher win-rate are better.",
+        "seeds, each with its base, then of the prompts), and after `·` the seed-to-seed "
+        "spread (the largest replicate's figure minus the smallest). A Δ is a row's "
+        "difference from its baseline on the same prompts, with a "
+        f"{round(100 * spec.bootstrap.confidence)} % interval ({spec.bootstrap.samples} "
+        "resamples: the same prompts and seeds for both), **bold** where it excludes zero; "
+        "every verdict on a claim reads these intervals. Lower harm change and higher "
+        "win-rate are better.",
         "",
         "## What this run says about the paper's claims",
         "",
