@@ -46,9 +46,9 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
         write_jsonl(tmp, rows)
     # Each replicate is compared with its own seed's base, the start of its chain.
     if model == paths.BASE:
-        base_texts, base_judged = verdicts.texts_by_replicate(rows, records, names), None
+        base_texts, base_judged = verdicts.base_texts(rows, records, names), None
     else:
-        base_texts = verdicts.texts_by_replicate(read_jsonl(base["generations"]), records, names)
+        base_texts = verdicts.base_texts(read_jsonl(base["generations"]), records, names)
         base_judged = read_jsonl(base["judgments"])
     harm_judge = None
     if evaluation.harm_classifier is not None:

@@ -51,10 +51,11 @@ def judge_responses(
     return rows
 
 
-def texts_by_replicate(
+def base_texts(
     generations: Sequence[dict], records: Sequence[Record], replicates: Sequence[str]
 ) -> dict[str, list[str]]:
-    """Each replicate's response to each record, in the records' order."""
+    """The base's response to each record, in the records' order, for each replicate (the
+    base of each seed), from its `generations`."""
     found = {(row["replicate"], row["id"]): row["text"] for row in generations}
     for name in replicates:
         missing = [r.id for r in records if (name, r.id) not in found]
