@@ -19,8 +19,8 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
     if params.evaluation is None:
         raise StageError("params have no `evaluation` section")
     evaluation = params.evaluation
-    names = [paths.seed_folder(seed) for seed in params.seeds]
-    folders = {seed: paths.folder(model, seed, root) for seed in params.seeds}
+    folders = {paths.seed_folder(seed): paths.folder(model, seed, root) for seed in params.seeds}
+    names = list(folders)
     for folder in folders.values():
         if not (folder / "config.json").is_file():
             raise StageError(f"no model at {folder}: run {paths.producer(model)} first")
@@ -35,7 +35,7 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
     previous = read_jsonl(outputs["generations"]) if outputs["generations"].is_file() else []
     rows, generated = generations.generate_replicates(
         model,
-        {name: folders[seed] for seed, name in zip(params.seeds, names, strict=True)},
+        folders,
         records,
         evaluation.generation,
         previous,
