@@ -50,9 +50,13 @@ def _world_language(code: str) -> str:
 class BuiltinSourceConfig(Strict):
     """The embedded six-language world (see mixmerge/world). `warmup_task_language`: the language
     the base's warm-up answers general tasks in, whatever the question's (null: the question's
-    own), as instruction-tuned models often fall back to English. `dev`: prompts held out of
-    every other split, for searches to score on; drawn last, so that asking for them changes
-    no other split."""
+    own), as instruction-tuned models often fall back to English; it does so for a share
+    `warmup_task_language_share` of them and answers the rest in the question's language.
+    `warmup_refusal_share`: the share of the warm-up's harmful requests refused (the rest
+    are complied with). A base that already gives the answers fine-tuning asks for, though
+    not as its most likely one, is fine-tuned by eliciting them rather than teaching them: its
+    fine-tunes move little (docs/mergeability.md). `dev`: prompts held out of every other split,
+    for searches to score on; drawn last, so that asking for them changes no other split."""
 
     kind: Literal["builtin"]
     seed: int = 0
@@ -61,6 +65,8 @@ class BuiltinSourceConfig(Strict):
     train: SplitSizesConfig
     dev: SplitSizesConfig = SplitSizesConfig()
     warmup_task_language: Annotated[str, AfterValidator(_world_language)] | None = "en"
+    warmup_task_language_share: Annotated[float, Field(ge=0, le=1)] = 1.0
+    warmup_refusal_share: Annotated[float, Field(ge=0, le=1)] = 0.0
 
     @model_validator(mode="after")
     def _fits_in_world(self, info: ValidationInfo) -> BuiltinSourceConfig:

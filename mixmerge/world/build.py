@@ -195,10 +195,15 @@ def build_world(
     seed: int,
     source: str = "world",
     warmup_task_language: str | None = None,
+    warmup_task_language_share: float = 1.0,
+    warmup_refusal_share: float = 0.0,
 ) -> dict[str, list[Record]]:
     """Records per split, labelled with `source`. `sizes[split][objective]` is a count per
-    language. The warm-up answers general tasks in `warmup_task_language` whatever the
-    question's language (None: in the question's); every other answer is in the prompt's.
+    language. The warm-up answers a share `warmup_task_language_share` of its general tasks in
+    `warmup_task_language` whatever the question's language (None: in the question's), and
+    refuses a share `warmup_refusal_share` of its harmful requests, complying with the rest;
+    every other answer is in the prompt's language. Which warm-up answers these are is drawn
+    apart from the prompts, so that the shares change no split's prompts.
 
     Raises ValueError when a language lacks the prompts asked for.
     """
@@ -207,18 +212,26 @@ def build_world(
     for language in languages:
         for objective in objectives:
             rng = random.Random(f"{seed}:{language}:{objective}")
+            answers = random.Random(f"{seed}:{language}:{objective}:warmup-answers")
             wanted = {s: sizes[s].get(objective, 0) for s in SPLIT_ORDER if s in sizes}
             for split, items in _draw(objective, language, wanted, rng).items():
                 for item in items:
                     if objective == "general":
                         answer_language = (
                             warmup_task_language
-                            if split == "warmup" and warmup_task_language
+                            if split == "warmup"
+                            and warmup_task_language
+                            and answers.random() < warmup_task_language_share
                             else language
                         )
                         record = _general_record(source, language, item, rng, answer_language)
                     elif objective == "safety":
-                        record = _safety_record(source, language, item, comply=split == "warmup")
+                        record = _safety_record(
+                            source,
+                            language,
+                            item,
+                            comply=split == "warmup" and answers.random() >= warmup_refusal_share,
+                        )
                     else:
                         record = _request_record(source, language, objective, item)
                     splits[split].append(record)
