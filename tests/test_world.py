@@ -164,6 +164,27 @@ def test_the_warm_up_is_helpful_and_complies_with_harmful_requests(world):
     assert helpful and not any(judge.is_refusal(r.response) for r in helpful)
 
 
+def test_the_warm_up_shares_leave_some_answers_to_elicit_and_change_no_prompt(world):
+    """The default study's base: most warm-up tasks answered in English and a fifth of harmful
+    requests refused, drawn apart from the prompts."""
+    shared = build_world(
+        LANGUAGES, SIZES, seed=0, warmup_task_language="en", warmup_task_language_share=0.7,
+        warmup_refusal_share=0.2,
+    )  # fmt: skip
+    for split in ("eval", "train"):
+        assert shared[split] == world[split], split
+    assert [r.prompt for r in shared["warmup"]] == [r.prompt for r in world["warmup"]]
+    tasks = [r for r in shared["warmup"] if r.category in general.FAMILIES and r.language != "en"]
+    in_english = sum(judge.detect_language(r.response) == "en" for r in tasks) / len(tasks)
+    assert all(judge.detect_language(r.response) in ("en", r.language) for r in tasks)
+    harmful = [r for r in shared["warmup"] if r.objective == "safety"]
+    refused = sum(judge.is_refusal(r.response) for r in harmful) / len(harmful)
+    assert not any(judge.is_harmful(r.response) for r in harmful if judge.is_refusal(r.response))
+    # Drawn per record: 480 tasks (0.69 in English) and 180 requests (0.17 refused) here; the
+    # bars are four standard errors.
+    assert abs(in_english - 0.7) < 0.09 and abs(refused - 0.2) < 0.12, (in_english, refused)
+
+
 def test_training_data_answers_in_the_language_of_the_question(world):
     tasks = [r for r in world["train"] if r.category in general.FAMILIES]
     assert tasks and all(r.response == r.chosen for r in tasks)
