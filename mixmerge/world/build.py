@@ -164,7 +164,8 @@ def _safety_record(source: str, language: str, request: safety.Request, comply: 
         objective="safety",
         category=request.category,
         prompt=prompt,
-        # The warm-up is the base's instruction data: like the paper's base, it complies.
+        # The warm-up is the base's instruction data: like the paper's base, it complies with
+        # most harmful requests (all but `warmup_refusal_share` of them).
         response=unsafe if comply else safe,
         chosen=safe,
         rejected=unsafe,
