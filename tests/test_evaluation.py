@@ -142,27 +142,69 @@ def test_a_figure_is_the_mean_of_its_replicates_and_its_interval_holds_their_spr
     assert low < per_seed["seed-0"] and per_seed["seed-1"] < high, "both replicates lie inside"
 
 
-def test_the_seed_part_of_an_interval_has_the_unbiased_variance_of_the_seeds():
-    """Two seeds whose win-rates are 30 and 70 on every prompt: drawn with replacement, their
-    mean would range over 30, 50 and 70 only, a variance half their spread's. Each drawn seed's
-    deviation from their mean is scaled by √2 (n / (n − 1) for n = 2), and a quarter of the
-    draws take both seeds from either end: the interval is 50 ± 20·√2."""
-    wins = [[0.3] * 40, [0.7] * 40]
-    seeds = verdict_set(
-        harmful=[[0.0] * 4] * 2, base_harmful=[1.0] * 4, win=wins, refused=[[0.0]] * 2,
-        correct=wins,
-    )  # fmt: skip
-    interval = metrics.summarise({"en": seeds}, samples=2000)["average"]["win_rate_ci"]
-    assert interval == {
-        "low": pytest.approx(50 - 20 * 2**0.5, abs=1e-3),
-        "high": pytest.approx(50 + 20 * 2**0.5, abs=1e-3),
-    }
+LANGUAGES = ("en", "fr", "es", "hi", "ar", "ru")
 
 
-def test_a_replicate_is_drawn_whole_across_languages():
+def simulated_run(rng: np.random.Generator, p: dict, seeds: int = 2) -> dict:
+    """One run of a study whose seeds shift each general prompt's chance of a win by a
+    Normal(0, 0.1) of their own in each language, on the same prompts as every other run: the
+    seeds, not the prompts, make most of the variance, as in the default study."""
+    by_language = {}
+    for language, chance in p.items():
+        shifts = rng.normal(0, 0.1, seeds)
+        win = np.stack([rng.random(chance.size) < np.clip(chance + s, 0, 1) for s in shifts])
+        win = win.astype(float)
+        by_language[language] = metrics.Verdicts(
+            np.zeros((seeds, 4)), np.ones((seeds, 4)), win, np.zeros((seeds, 1)), win
+        )
+    return by_language
+
+
+def test_another_run_with_other_seeds_lands_inside_the_interval():
+    """The interval says where another run would put the figure. 120 pairs of runs with two
+    seeds each, on the same prompts: the second run's average win-rate lies inside the first
+    run's interval in 96.7 % of them (a two-stage bootstrap that draws the two seeds with
+    replacement held 83.3 %), and the interval is 1.27 times the width that holds exactly
+    95 % of the pairs' differences."""
+    chances = np.random.default_rng(0).uniform(0.3, 0.7, (len(LANGUAGES), 120))
+    p = dict(zip(LANGUAGES, chances, strict=True))
+    inside, widths, moves = [], [], []
+    for pair in range(120):
+        first = metrics.summarise(simulated_run(np.random.default_rng(pair), p), samples=500)
+        second = metrics.summarise(simulated_run(np.random.default_rng(10_000 + pair), p))
+        interval, point = first["average"]["win_rate_ci"], second["average"]["win_rate"]
+        inside.append(interval["low"] <= point <= interval["high"])
+        widths.append(interval["high"] - interval["low"])
+        moves.append(point - first["average"]["win_rate"])
+    assert np.mean(inside) >= 0.9
+    assert np.median(widths) <= 1.6 * 2 * 1.96 * np.std(moves), "not uselessly wide"
+
+
+def test_two_seeds_that_agree_in_one_language_still_leave_it_a_seed_part():
+    """Two seeds can agree in one language by chance: its interval still holds the seed
+    variance the other languages show (pooled), rather than the prompts' variance alone."""
+    rng = np.random.default_rng(4)
+    chances = rng.uniform(0.2, 0.8, 60)
+    languages = {}
+    for language in LANGUAGES:
+        first = rng.random(60) < chances
+        second = first if language == "en" else rng.random(60) < np.clip(chances + 0.15, 0, 1)
+        win = np.stack([first, second]).astype(float)
+        languages[language] = verdict_set([[0.0] * 4] * 2, [1.0] * 4, win, [[0.0]] * 2, win)
+    agreeing = metrics.summarise(languages, samples=1000)["languages"]["en"]
+    assert agreeing["win_rate_seeds"]["0"] == agreeing["win_rate_seeds"]["1"]
+    en = languages["en"].win[0]
+    one = {"en": verdict_set([0.0] * 4, [1.0] * 4, en, [0.0], en)}
+    alone = metrics.summarise(one, samples=1000)["average"]["win_rate_ci"]
+    ci = agreeing["win_rate_ci"]
+    assert ci["high"] - ci["low"] > 1.3 * (alone["high"] - alone["low"])
+
+
+def test_a_seed_better_in_every_language_keeps_its_spread_in_the_average():
     """A seed that trained a better model is better in every language: the average over
-    languages keeps the whole seed-to-seed interval, instead of averaging it away as six
-    independent draws would."""
+    languages is each seed's average, so it keeps the whole seed-to-seed spread, instead of
+    averaging it away as six independent languages would. Two seeds that differ on every
+    prompt and agree on none leave one degree of freedom: the interval is the whole range."""
     replicates = verdict_set(
         harmful=[[0.0] * 4] * 2, base_harmful=[1.0] * 4, win=[[1.0] * 4, [0.0] * 4],
         refused=[[0.0]] * 2, correct=[[1.0] * 4, [0.0] * 4],

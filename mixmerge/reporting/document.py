@@ -245,15 +245,17 @@ def render(
         "the mean of its replicates, one per seed, and each seed's runs start from its own "
         "base. Harm change and win-rate are against the base model of the same seed, in %, "
         "averaged over languages (the harm change of the averaged harmful rates), "
-        f"with {round(100 * params.evaluation.bootstrap.confidence)} % intervals from a "
-        f"hierarchical bootstrap ({params.evaluation.bootstrap.samples} resamples of the "
-        "seeds, each with its base, then of the prompts), and after `·` the seed-to-seed "
-        "spread (the largest replicate's figure minus the smallest). A Δ is a row's "
-        "difference from its baseline on the same prompts, with a "
-        f"{round(100 * spec.bootstrap.confidence)} % interval ({spec.bootstrap.samples} "
-        "resamples: the same prompts and seeds for both), **bold** where it excludes zero; "
-        "every verdict on a claim reads these intervals. Lower harm change and higher "
-        "win-rate are better.",
+        f"with {round(100 * params.evaluation.bootstrap.confidence)} % replication "
+        "intervals: where another run, with other seeds or on another machine, would put "
+        f"the figure ({params.evaluation.bootstrap.samples} bootstrap resamples of the "
+        "prompts, plus the seeds' variance pooled over the languages and doubled for the "
+        "other run's seeds), and after `·` the seed-to-seed spread (the largest replicate's "
+        "figure minus the smallest). A Δ is a row's difference from its baseline on the "
+        "same prompts, seed by seed, with a "
+        f"{round(100 * spec.bootstrap.confidence)} % interval of the same kind "
+        f"({spec.bootstrap.samples} resamples), **bold** where it excludes zero; every "
+        "verdict on a claim reads these intervals. Lower harm change and higher win-rate "
+        "are better.",
         "",
         "## What this run says about the paper's claims",
         "",
