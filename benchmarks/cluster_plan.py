@@ -62,7 +62,7 @@ XSTEST_SAFE = 250
 
 
 def costs(steps: list[Step], params: dict) -> dict[str, Cost]:
-    from mixmerge.config import validate_params
+    from mixmerge.validation import validate_params
 
     cluster = validate_params(params).cluster if "cluster" in params else None
     estimated = {}
@@ -163,13 +163,16 @@ def _distinct_merges(search: dict) -> int:
     """The merges a search's grid holds, each scored once (the search's own reckoning)."""
     from mixmerge.config.merges import MergeConfig
     from mixmerge.merging.recipe import canonical
+    from mixmerge.merging.registry import merge_context
     from mixmerge.search.space import filled, points, slots
 
     found = slots(search["merge"])
     distinct = set()
     for point in points(found)[: search.get("trials", 10**9)]:
         try:
-            merge = MergeConfig.model_validate(filled(search["merge"], found, point))
+            merge = MergeConfig.model_validate(
+                filled(search["merge"], found, point), context=merge_context()
+            )
         except ValueError:
             continue  # a point its method refuses, (0, 0) for a weighted mean
         distinct.add(json.dumps(canonical(merge), sort_keys=True))

@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 from mixmerge import paths
-from mixmerge.config import load_params
 from mixmerge.core.io import write_json
 from mixmerge.core.offline import go_offline
 from mixmerge.data.prepared import read_eval_split
 from mixmerge.generation import backend
+from mixmerge.validation import load_params
 
 COHERE_1B = {
     "hidden_size": 2048,

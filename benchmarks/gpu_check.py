@@ -123,8 +123,8 @@ def main() -> None:
     if not gguf.is_file():
         raise SystemExit(f"no {gguf}: run `make smollm2` first")
 
-    from mixmerge.config import validate_params
     from mixmerge.core.io import write_json
+    from mixmerge.validation import validate_params
     from stages import base, evaluate, mix, prepare, train
 
     work = options.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))

@@ -114,7 +114,7 @@ def write_models(root: Path) -> None:
 
 def params(diagnostics: bool):
     """Params declaring the three models as SFT runs and the TIES merge of them."""
-    from mixmerge.config import validate_params
+    from mixmerge.validation import validate_params
 
     world = {"kind": "builtin", "eval": {"general": 1}, "train": {"general": 4}}
     phase = {"learning_rate": 1.0e-3}

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mixmerge.config import load_params
 from mixmerge.core.io import read_jsonl, write_json
 from mixmerge.core.offline import go_offline
+from mixmerge.validation import load_params
 
 
 def train_once(model_dir: Path, rows: list[dict], params, packing: bool, epochs: float) -> dict:

@@ -17,9 +17,10 @@ go_offline()  # before any library reads the variables
 
 import typer  # noqa: E402
 
-from mixmerge.config import ParamsError, StudyConfig, load_params  # noqa: E402
+from mixmerge.config import ParamsError, StudyConfig  # noqa: E402
 from mixmerge.core.errors import StageError  # noqa: E402
 from mixmerge.core.suggest import did_you_mean  # noqa: E402
+from mixmerge.validation import load_params  # noqa: E402
 
 app = typer.Typer(
     name="mixmerge",

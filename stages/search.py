@@ -12,7 +12,7 @@ from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, write_json
 from mixmerge.judging import make_judge
 from mixmerge.merging.replicates import write_merge
-from mixmerge.search import Search
+from mixmerge.search.runner import Search
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:

@@ -11,13 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mixmerge.config import validate_params
 from mixmerge.config.training import OptimizationConfig, PreferenceOptimizationConfig, RuntimeConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.io import read_jsonl
 from mixmerge.training.dpo import dpo, dpo_trainer
 from mixmerge.training.model import check_model_dir
 from mixmerge.training.sft import sft, sft_trainer
+from mixmerge.validation import validate_params
 from stages import train
 from tests.conftest import TINY, inside
 

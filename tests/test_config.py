@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixmerge.config import ParamsError, load_params, validate_params
+from mixmerge.config import ParamsError
+from mixmerge.validation import load_params, validate_params
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from mixmerge import paths
-from mixmerge.config import validate_params
 from mixmerge.config.evaluation import GenerationConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.io import read_jsonl
@@ -28,6 +27,7 @@ from mixmerge.evaluation import metrics, verdicts
 from mixmerge.judging import prompts
 from mixmerge.judging.items import Pair, Response
 from mixmerge.judging.rule import RuleJudge
+from mixmerge.validation import validate_params
 from stages import evaluate, train
 from tests.conftest import TINY, inside, running_judge_server, tiny_evaluated
 

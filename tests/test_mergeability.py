@@ -13,10 +13,10 @@ import pytest
 import torch
 import yaml
 
-from mixmerge.config import validate_params
 from mixmerge.data.prepared import read_split
 from mixmerge.merging import mergeability
 from mixmerge.merging.replicates import write_merge
+from mixmerge.validation import validate_params
 from stages import train
 from tests.conftest import TINY, inside, write
 

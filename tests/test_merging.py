@@ -16,10 +16,10 @@ import yaml
 from safetensors.torch import load_file
 
 from mixmerge import paths
-from mixmerge.config import validate_params
 from mixmerge.core.errors import StageError
 from mixmerge.merging import engine, methods, parameters
 from mixmerge.merging.registry import METHODS
+from mixmerge.validation import validate_params
 from stages import merge as merge_stage
 from tests.conftest import inside
 

@@ -7,12 +7,12 @@ from collections import Counter
 import pytest
 
 from mixmerge import paths
-from mixmerge.config import validate_params
 from mixmerge.core.errors import StageError
 from mixmerge.core.records import Record
 from mixmerge.data import mixing
 from mixmerge.data.mixtures import build_mixture
 from mixmerge.data.prepared import prepare_records, read_split
+from mixmerge.validation import validate_params
 from stages import mix, prepare
 
 LANGUAGES = ["en", "fr", "es", "hi", "ar", "ru"]

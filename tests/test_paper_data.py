@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixmerge.config import load_params
 from mixmerge.core.io import read_jsonl
 from mixmerge.synthesis import NOT_HARMFUL
+from mixmerge.validation import load_params
 from tests.conftest import REPO, SHARED_DATA, copy_repository, run_in, running_judge_server
 from tests.tiny_mt import build_tiny_mt
 

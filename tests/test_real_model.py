@@ -18,8 +18,8 @@ import yaml
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from mixmerge.config import load_params
 from mixmerge.core.io import read_jsonl
+from mixmerge.validation import load_params
 from stages.cli import app
 from tests.conftest import REPO, inside
 

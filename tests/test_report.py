@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from mixmerge.config import validate_params
 from mixmerge.reporting import claims, plots, tables
+from mixmerge.validation import validate_params
 from stages import evaluate, merge, report, train
 from tests.conftest import inside, tiny_evaluated
 

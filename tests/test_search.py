@@ -9,9 +9,10 @@ import json
 import pytest
 import yaml
 
-from mixmerge.config import ParamsError, validate_params
-from mixmerge.search import chosen, pareto_front
+from mixmerge.config import ParamsError
+from mixmerge.search.runner import chosen, pareto_front
 from mixmerge.search.space import filled, points, slots
+from mixmerge.validation import validate_params
 from stages import evaluate
 from tests.conftest import TINY, inside, tiny_evaluated
 
@@ -212,7 +213,7 @@ def searched_study(tiny_study, tmp_path_factory):
 
 
 def run_search(root, params, monkeypatch):
-    import mixmerge.search as search
+    import mixmerge.search.runner as search
     from stages import search as stage
 
     merged = []

@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from mixmerge.config import validate_params
 from mixmerge.core.errors import StageError
 from mixmerge.core.records import prompt_key
 from mixmerge.data.sources import read_source
+from mixmerge.validation import validate_params
 from tests.conftest import SHARED_DATA
 
 STUDY = ["en", "fr", "es", "hi", "ar", "ru"]
@@ -520,8 +520,8 @@ def test_dev_is_held_out_of_eval_and_train_and_leaves_eval_as_it_was(tmp_path):
 
 
 def test_prepare_keeps_a_dev_prompt_out_of_every_other_split(tmp_path):
-    from mixmerge.config import validate_params
     from mixmerge.data.prepared import prepare_records
+    from mixmerge.validation import validate_params
 
     rows = [{"q": f"Question number {i}?", "a": f"Answer {i}."} for i in range(20)]
     held = write_jsonl(tmp_path / "held.jsonl", rows)

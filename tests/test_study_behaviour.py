@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mixmerge.config import validate_params
+from mixmerge.validation import validate_params
 from stages import base, evaluate, mix, prepare, train
 from tests.conftest import REPO, inside
 

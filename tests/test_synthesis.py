@@ -126,7 +126,7 @@ def test_a_rephrasing_answer_is_read_from_its_numbered_lines():
 def test_a_language_left_with_no_example_fails_the_stage_with_nothing_written(
     tmp_path, monkeypatch
 ):
-    from mixmerge.config import validate_params
+    from mixmerge.validation import validate_params
     from stages import synthesize as stage
 
     source = tmp_path / "red.jsonl"

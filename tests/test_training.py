@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mixmerge.config import validate_params
 from mixmerge.core.errors import StageError
 from mixmerge.training import checkpoints
+from mixmerge.validation import validate_params
 from stages import base, train
 from tests.conftest import REPO, TINY, inside, write
 

@@ -4,7 +4,10 @@ name the allowed values, cross-references read from the validation context, and 
 
 Checks that need the rest of the file (is this language in `languages`? does this mixture
 exist?) read it from the validation context (`mixmerge.config.study`), so that they run
-alongside the type checks instead of after them.
+alongside the type checks instead of after them. So do the checks that need what the library
+knows (how many prompts the world holds, what a merge method takes): config imports nothing
+above `mixmerge.core`, and `mixmerge.validation` puts those checks in the context, from the
+packages that own them (`DOMAIN_CHECKS` names them). A check whose entry is absent is skipped.
 """
 
 from __future__ import annotations
@@ -19,11 +22,26 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from mixmerge import world
-from mixmerge.core.languages import ISO_639_1
+from mixmerge.core.languages import ISO_639_1, PAPER_LANGUAGES
 from mixmerge.core.suggest import did_you_mean
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+# The validation context's entries that carry the library's checks, each a callable (or a
+# table) from the package that knows: see `mixmerge.validation`.
+DOMAIN_CHECKS = (
+    "world_languages",  # the languages the embedded world speaks
+    "world_problems",  # (BuiltinSourceConfig, languages) -> what the world cannot give
+    "mixture_problem",  # (safety, languages, size_per_language, size_total) -> str | None
+    "merge_methods",  # the merge methods' names
+    "merge_problems",  # (MergeConfig) -> what its method refuses
+)
+
+
+def domain_check(info: ValidationInfo, name: str) -> Any:
+    """The library's check `name` from the validation context, or None."""
+    assert name in DOMAIN_CHECKS, name
+    return (info.context or {}).get(name)
 
 
 def _name(name: str) -> str:
@@ -38,7 +56,7 @@ def _name(name: str) -> str:
 def known_language(code: str) -> str:
     if code not in ISO_639_1:
         # A typo of one of the paper's languages is likelier than of any other code.
-        hints = (did_you_mean(code, world.LANGUAGES), did_you_mean(code, ISO_639_1))
+        hints = (did_you_mean(code, PAPER_LANGUAGES), did_you_mean(code, ISO_639_1))
         raise PydanticCustomError(
             "unknown_language",
             "unknown language code (ISO 639-1 expected){hint}",

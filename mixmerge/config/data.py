@@ -14,17 +14,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from mixmerge import world
 from mixmerge.config.common import (
     Name,
     Paths,
     Strict,
     StudyLanguage,
     StudyLanguages,
+    domain_check,
     known_language,
 )
 from mixmerge.core.languages import ISO_639_1
-from mixmerge.core.records import OBJECTIVES, Objective
+from mixmerge.core.records import Objective
 from mixmerge.core.suggest import did_you_mean
 
 
@@ -36,13 +36,14 @@ class SplitSizesConfig(Strict):
     benign: NonNegativeInt = 0
 
 
-def _world_language(code: str) -> str:
+def _world_language(code: str, info: ValidationInfo) -> str:
     code = known_language(code)
-    if code not in world.LANGUAGES:
+    spoken = domain_check(info, "world_languages")
+    if spoken is not None and code not in spoken:
         raise PydanticCustomError(
             "language_not_in_world",
             "the builtin world speaks {known}{hint}",
-            {"known": ", ".join(world.LANGUAGES), "hint": did_you_mean(code, world.LANGUAGES)},
+            {"known": ", ".join(spoken), "hint": did_you_mean(code, spoken)},
         )
     return code
 
@@ -70,35 +71,19 @@ class BuiltinSourceConfig(Strict):
 
     @model_validator(mode="after")
     def _fits_in_world(self, info: ValidationInfo) -> BuiltinSourceConfig:
+        spoken = domain_check(info, "world_languages")
+        problems_of = domain_check(info, "world_problems")
+        if spoken is None or problems_of is None:
+            return self
         study = (info.context or {}).get("languages") or []
-        foreign = [code for code in study if code in ISO_639_1 and code not in world.LANGUAGES]
+        foreign = [code for code in study if code in ISO_639_1 and code not in spoken]
         if foreign:
             raise PydanticCustomError(
                 "language_not_in_world",
                 "the builtin world speaks {known}, not {foreign}",
-                {"known": ", ".join(world.LANGUAGES), "foreign": ", ".join(foreign)},
+                {"known": ", ".join(spoken), "foreign": ", ".join(foreign)},
             )
-        problems = []
-        spoken = [code for code in study if code in world.LANGUAGES] or world.LANGUAGES
-        for objective in OBJECTIVES:
-            asked = {s: getattr(getattr(self, s), objective) for s in ("eval", "warmup", "train")}
-            have = min(world.capacity(objective, code) for code in spoken)
-            if sum(asked.values()) > have:
-                parts = " + ".join(f"{s} {n}" for s, n in asked.items())
-                problems.append(f"{objective}: {parts} = {sum(asked.values())} > {have}")
-            scorable = min(world.capacity(objective, code, split="eval") for code in spoken)
-            if asked["eval"] > scorable:
-                problems.append(
-                    f"{objective}: eval {asked['eval']} > {scorable} that can be scored"
-                )
-            elif sum(asked.values()) <= have and getattr(self.dev, objective):
-                dev = getattr(self.dev, objective)
-                spare = min(world.dev_capacity(objective, code, asked) for code in spoken)
-                if dev > spare:
-                    problems.append(
-                        f"{objective}: dev {dev} > {spare} that can be scored and are left once "
-                        "eval, warm-up and train are drawn"
-                    )
+        problems = problems_of(self, [code for code in study if code in spoken] or list(spoken))
         if problems:
             raise PydanticCustomError(
                 "world_too_small",

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from mixmerge import paths
-from mixmerge.config.common import ModelRef, Strict
+from mixmerge.config.common import ModelRef, Strict, domain_check
 from mixmerge.core.suggest import did_you_mean
 
 
@@ -28,13 +28,14 @@ Setting = (
 )
 
 
-def _numbers(setting) -> list[float]:
+def numbers(setting) -> list[float]:
+    """Every number a setting holds."""
     if isinstance(setting, (int, float)):
         return [setting]
     return [
         n
         for item in setting
-        for n in (_numbers(item.value) if isinstance(item, MergeRuleConfig) else [item])
+        for n in (numbers(item.value) if isinstance(item, MergeRuleConfig) else [item])
     ]
 
 
@@ -83,64 +84,29 @@ class MergeConfig(Strict):
 
     @field_validator("method")
     @classmethod
-    def _known_method(cls, name: str) -> str:
-        from mixmerge.merging.registry import METHODS
-
-        if name not in METHODS:
+    def _known_method(cls, name: str, info: ValidationInfo) -> str:
+        methods = domain_check(info, "merge_methods")
+        if methods is not None and name not in methods:
             raise PydanticCustomError(
-                "merge_method", "unknown merge method{hint}", {"hint": did_you_mean(name, METHODS)}
+                "merge_method", "unknown merge method{hint}", {"hint": did_you_mean(name, methods)}
             )
         return name
 
     @model_validator(mode="after")
-    def _fits_method(self) -> MergeConfig:
-        from mixmerge.merging.registry import METHODS, REQUIRED
-
-        method = METHODS[self.method]
-        names = [m.model for m in self.models]
-        given = {k for k, v in self.parameters.model_dump(by_alias=True).items() if v is not None}
-        problems = []
-        if method.needs_base and self.base is None:
-            problems.append(f"{self.method} needs a `base`")
-        if not method.needs_base and self.base is not None:
-            problems.append(f"{self.method} takes no `base`")
-        if method.computation == "slerp" and self.base is not None and self.base not in names:
-            problems.append("slerp's `base` (its t = 0 end) must be one of its two models")
-        if method.computation == "task_vector" and self.base in names:
-            problems.append("list the base only as `base`: its task vector would be zero")
+    def _fits_method(self, info: ValidationInfo) -> MergeConfig:
         # DVC knows a merge's inputs by their stage's folder (models/sft or models/dpo).
         strangers = [
             m
-            for m in [*names, self.base]
+            for m in [*(m.model for m in self.models), self.base]
             if m not in (None, paths.BASE) and paths.parse(m).kind != self.stage
         ]
+        problems = []
         if strangers:
             others = ", ".join(strangers)
             problems.append(f"a {self.stage}-stage merge takes {self.stage}/ models, not {others}")
-        too_many = method.max_models is not None and len(names) > method.max_models
-        if len(names) < method.min_models or too_many:
-            exact = method.min_models == method.max_models
-            count = f"{'exactly' if exact else 'at least'} {method.min_models}"
-            problems.append(f"{self.method} merges {count} models, not {len(names)}")
-        accepted = set(method.model_parameters) | set(method.merge_parameters)
-        problems += [f"{self.method} takes no parameter `{k}`" for k in sorted(given - accepted)]
-        for model in self.models:
-            own = {k for k in PER_MODEL if getattr(model, k) is not None}
-            for key in sorted(own - set(method.model_parameters)):
-                problems.append(f"{self.method} takes no `{key}` for {model.model}")
-        for key, default in method.merge_parameters.items():
-            if default is REQUIRED and key not in given:
-                problems.append(f"{self.method} needs `parameters.{key}`")
-        densities = [m.density for m in self.models] + [self.parameters.density]
-        if any(not 0 < d <= 1 for s in densities if s is not None for d in _numbers(s)):
-            problems.append("every density must be in (0, 1]")
-        default_weight = 1.0 if self.parameters.weight is None else self.parameters.weight
-        weights = [default_weight if m.weight is None else m.weight for m in self.models]
-        normalize = self.parameters.normalize
-        if normalize is None:
-            normalize = method.merge_parameters.get("normalize", False)
-        if normalize and all(isinstance(w, (int, float)) for w in weights) and sum(weights) == 0:
-            problems.append("the weights sum to zero, and the merge divides by their sum")
+        method_problems = domain_check(info, "merge_problems")
+        if method_problems is not None:
+            problems += method_problems(self)
         if problems:
             raise PydanticCustomError("merge", "{problems}", {"problems": "; ".join(problems)})
         return self

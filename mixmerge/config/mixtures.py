@@ -7,9 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PositiveInt, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
-from mixmerge.config.common import Share, Strict, StudyLanguages
-from mixmerge.core.errors import StageError
-from mixmerge.data import mixing
+from mixmerge.config.common import Share, Strict, StudyLanguages, domain_check
 
 
 class MixtureConfig(Strict):
@@ -44,9 +42,10 @@ class MixtureConfig(Strict):
                 "`size_total` {size} leaves some of its {n} languages without examples",
                 {"size": self.size_total, "n": len(languages)},
             )
-        counts = mixing.allocate(languages, self.safety, self.size_per_language, self.size_total)
-        try:
-            mixing.check_share(self.safety, counts)
-        except StageError as error:
-            raise PydanticCustomError("share", str(error)) from None
+        share_problem = domain_check(info, "mixture_problem")
+        problem = share_problem and share_problem(
+            self.safety, languages, self.size_per_language, self.size_total
+        )
+        if problem:
+            raise PydanticCustomError("share", problem)
         return self

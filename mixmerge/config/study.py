@@ -1,8 +1,9 @@
-"""The whole params file: its top-level keys, the checks across sections, and `load_params`,
-the one entry point every stage calls.
+"""The whole params file: its top-level keys and the checks across sections that need no more
+than the schema.
 
-`load_params` reports every problem at once, each with its key path and the bad value, with a
-did-you-mean for misspelt names. Each section's schema lives in its own module here
+`params_problems` gives every problem at once, each with its key path and the bad value, with
+a did-you-mean for misspelt names; `mixmerge.validation.load_params`, the one entry point every
+stage calls, adds the library's checks. Each section's schema lives in its own module here
 (`data`, `mixtures`, `base_model`, `training`, `merges`, `evaluation`, `report`), so that a stage
 depends on the schema of the sections it reads and nothing more.
 """
@@ -133,34 +134,35 @@ class StudyConfig(Strict):
 # ---------------------------------------------------------------------------------------------
 
 
-def load_params(path: str | Path = "params.yaml") -> StudyConfig:
+def read_params(path: str | Path) -> Any:
+    """The params file as YAML, refusing a key given twice."""
     path = Path(path)
     try:
         with path.open(encoding="utf-8") as file:
-            raw = yaml.load(file, Loader=UniqueKeyLoader)  # noqa: S506 (a safe loader)
+            return yaml.load(file, Loader=UniqueKeyLoader)  # noqa: S506 (a safe loader)
     except FileNotFoundError:
         raise ParamsError(str(path), [Problem("<file>", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ParamsError(str(path), [Problem("<file>", f"cannot read: {error}")]) from None
     except yaml.YAMLError as error:
         raise ParamsError(str(path), [Problem("<file>", f"not valid YAML: {error}")]) from None
-    return validate_params(raw, source=str(path))
 
 
-def validate_params(raw: Any, source: str = "params") -> StudyConfig:
+def params_problems(
+    raw: Any, domain: Mapping[str, Any]
+) -> tuple[StudyConfig | None, list[Problem]]:
+    """The params, if the schema accepts them, and every problem found: the schema's, with the
+    library's checks that `domain` carries (`common.DOMAIN_CHECKS`), and the checks across
+    sections that need no more than the schema."""
     if not isinstance(raw, Mapping):
-        raise ParamsError(source, [Problem("<file>", "expected a mapping of keys", raw)])
+        return None, [Problem("<file>", "expected a mapping of keys", raw)]
     problems = _cycles(raw)
     try:
-        params = StudyConfig.model_validate(raw, context=_context(raw))
+        params = StudyConfig.model_validate(raw, context=_context(raw) | dict(domain))
     except ValidationError as error:
-        problems = [problem_of(e, StudyConfig) for e in error.errors()] + problems
-    else:
-        problems += _source_problems(params) + _split_problems(params) + _search_problems(params)
-        problems += _cluster_problems(params)
-    if problems:
-        raise ParamsError(source, problems)
-    return params
+        return None, [problem_of(e, StudyConfig) for e in error.errors()] + problems
+    problems += _source_problems(params) + _split_problems(params) + _cluster_problems(params)
+    return params, problems
 
 
 def _source_problems(params: StudyConfig) -> list[Problem]:
@@ -374,132 +376,3 @@ def _cycles(raw: Mapping) -> list[Problem]:
         if node not in done:
             visit(node, [node])
     return problems
-
-
-def _search_problems(params: StudyConfig) -> list[Problem]:
-    """No merge may take the name of a search's chosen point. A search needs a space no larger
-    than its budget, points its merge method accepts, and dev prompts to score them on,
-    harmful and general, in every language."""
-    problems = [
-        Problem(
-            f"merges.{name}",
-            f"a merge's name may not end in {', '.join('-' + p for p in paths.CHOSEN_POINTS)}: "
-            "`<search>-<point>` names a merge that `search@<search>` chooses",
-        )
-        for name in params.merges
-        if paths.chosen_by(name)
-    ]
-    if not params.searches:
-        return problems
-    from mixmerge.search.space import filled, points, slots
-
-    for name, search in params.searches.items():
-        where = f"searches.{name}"
-        try:
-            found = slots(search.merge)
-        except ValueError as error:
-            problems.append(Problem(f"{where}.merge", str(error)))
-            continue
-        if not found:
-            problems.append(Problem(f"{where}.merge", "nothing to search: no `{grid: ...}`"))
-            continue
-        stage = search.merge.get("stage")
-        strangers = [
-            ref for ref in search.references if ref != paths.BASE and paths.parse(ref).kind != stage
-        ]
-        if strangers:
-            problems.append(
-                Problem(
-                    f"{where}.references",
-                    f"a {stage}-stage search is set against the base or {stage}/ models, not "
-                    + ", ".join(strangers),
-                )
-            )
-        ranges = [slot.name for slot in found if slot.values is None]
-        if search.method == "grid" and ranges:
-            problems.append(
-                Problem(
-                    f"{where}.merge",
-                    f"a grid searches grids; {', '.join(ranges)} is a range (for nsga2)",
-                )
-            )
-            continue
-        if search.method == "nsga2" and search.trials <= search.population:
-            problems.append(
-                Problem(
-                    f"{where}.trials",
-                    f"NSGA-II breeds after a first population of {search.population}: give more "
-                    "trials, or a smaller `population`",
-                    search.trials,
-                )
-            )
-        grid = points(found) if search.method == "grid" else [_midpoint(found)]
-        if len(grid) > search.trials:
-            problems.append(
-                Problem(
-                    f"{where}.trials",
-                    f"the grid has {len(grid)} points, more than the budget",
-                    search.trials,
-                )
-            )
-        # A point the merge refuses (weights that sum to zero) is skipped when the search
-        # runs; a recipe it refuses at every point (a parameter the method has not) is wrong.
-        refused = []
-        for point in grid:
-            try:
-                MergeConfig.model_validate(
-                    filled(search.merge, found, point), context={"models": params.model_refs}
-                )
-                break
-            except ValidationError as error:
-                refused.append(error)
-        else:
-            problems += [
-                Problem(f"{where}.merge" + ("" if p.path == "<file>" else f".{p.path}"), p.message)
-                for p in (problem_of(e, MergeConfig) for e in refused[0].errors())
-            ]
-    missing = _without_dev(params)
-    if missing:
-        problems.append(
-            Problem(
-                "searches",
-                "searches score on the dev split, which has no prompts for "
-                + "; ".join(
-                    f"{code}: {', '.join(objectives)}" for code, objectives in missing.items()
-                )
-                + " (give the world `dev` sizes, or a source `dev_share`)",
-            )
-        )
-    return problems
-
-
-def _midpoint(found) -> dict[str, float]:
-    """A point of every space: a grid's middle value, a range's middle."""
-    return {
-        slot.name: slot.values[len(slot.values) // 2]
-        if slot.values is not None
-        else (slot.low + slot.high) / 2
-        for slot in found
-    }
-
-
-def _without_dev(params: StudyConfig) -> dict[str, list[str]]:
-    """The harmful and general objectives each language has no dev prompt of."""
-    covered: set[tuple[str, str]] = set()
-    for source in params.data.sources.values():
-        if isinstance(source, BuiltinSourceConfig):
-            covered |= {
-                (code, objective)
-                for code in params.languages
-                for objective in ("safety", "general")
-                if getattr(source.dev, objective)
-            }
-        elif source.dev_share and source.use != "train":
-            languages = source.languages or [getattr(source, "language", None)]
-            codes = [c for c in languages if c] or params.languages
-            covered |= {(code, source.objective) for code in codes}
-    return {
-        code: [o for o in ("safety", "general") if (code, o) not in covered]
-        for code in params.languages
-        if any((code, o) not in covered for o in ("safety", "general"))
-    }

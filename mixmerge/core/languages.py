@@ -13,6 +13,9 @@ za zh zu
 """
 ISO_639_1 = frozenset(_CODES.split())
 
+# The paper's six languages (Aakanksha et al., 2024): a typo is likelier of one of them.
+PAPER_LANGUAGES = ("en", "fr", "es", "hi", "ar", "ru")
+
 # English names for the judge's prompts; any other code is named by its code.
 NAMES = {
     "ar": "Arabic", "bn": "Bengali", "cs": "Czech", "de": "German", "el": "Greek",

@@ -67,6 +67,22 @@ def check_share(requested: float, counts: Mapping[str, Mapping[str, int]]) -> No
         )
 
 
+def share_problem(
+    safety: float,
+    languages: Sequence[str],
+    size_per_language: int | None,
+    size_total: int | None,
+) -> str | None:
+    """Why a mixture of these sizes cannot hold its safety share, or None (params validation
+    asks this before any data exists)."""
+    counts = allocate(languages, safety, size_per_language, size_total)
+    try:
+        check_share(safety, counts)
+    except StageError as error:
+        return str(error)
+    return None
+
+
 def select(
     pool: Sequence[Record], counts: Mapping[str, Mapping[str, int]], seed: int
 ) -> list[Record]:
