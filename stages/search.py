@@ -10,7 +10,7 @@ from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, write_json
-from mixmerge.judging import make_judge
+from mixmerge.evaluation.evaluate import Judges
 from mixmerge.merging.replicates import write_merge
 from mixmerge.search.runner import Search
 
@@ -18,9 +18,9 @@ from mixmerge.search.runner import Search
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
     if params.evaluation is None:
         raise StageError("params have no `evaluation` section: a search judges like one")
-    judge = make_judge(params.evaluation.judge)
+    judges = Judges.of(params.evaluation, params.trust_remote_code)
     trials_file = root / paths.SEARCHES / name / "trials.jsonl"
-    search = Search(params, name, root, judge, trials_file)
+    search = Search(params, name, root, judges, trials_file)
     report = search.run()
     for point, trial in report["chosen"].items():
         merge = search.recipe(trial["point"], diagnostics=True)

@@ -351,3 +351,22 @@ def test_an_nsga2_search_runs_its_budget_and_scores_a_point_drawn_twice_once(
     assert all("same_as" in t for t in report["trials"][len(distinct) :] if "same_as" in t)
     again, merged = run_search(root, params, monkeypatch)
     assert merged == [] and again["trials"] == report["trials"]
+
+
+def test_a_search_judges_dev_harm_with_the_harm_classifier_params_give(
+    searched_study, tmp_path, monkeypatch
+):
+    """A search judges as the evaluate stage does, with the harm classifier params give: one
+    that calls every answer harmful makes every point and every reference harmful on all of
+    dev, and voids the trials the rule judge alone scored."""
+    from tests.test_evaluation import tiny_classifier
+
+    root, _ = searched_study
+    guard = tiny_classifier(root, tmp_path / "guard", {0: "unsafe", 1: "safe"})
+    raw = searched()
+    raw["evaluation"]["harm_classifier"] = {"model": str(guard), "style": "sequence"}
+    report, merged = run_search(root, validate_params(raw), monkeypatch)
+    assert merged
+    figures = [t["dev"] for t in report["trials"] if "dev" in t]
+    figures += list(report["references"].values())
+    assert figures and {f["average"]["harmful_rate"] for f in figures} == {1.0}

@@ -61,21 +61,22 @@ def generate(
 
 def generate_replicates(
     model: str,
-    folders: Mapping[str, Path],
+    folders: Mapping[str | None, Path],
     records: Sequence[Record],
     settings: GenerationConfig,
     previous: Sequence[dict] = (),
     trust_remote_code: bool = False,
 ) -> tuple[list[dict], int]:
-    """`generate` for each replicate (name: its folder), each row marked with its replicate;
-    the rows, replicate after replicate, and how many were generated now. A row of `previous`
-    or of an earlier replicate is reused wherever its fingerprint matches: replicates with the
-    same content (a base taken as it is, for every seed) are generated once."""
+    """`generate` for each replicate (name: its folder), each row marked with its replicate
+    (a replicate named None, a model judged alone, leaves its rows unmarked); the rows,
+    replicate after replicate, and how many were generated now. A row of `previous` or of an
+    earlier replicate is reused wherever its fingerprint matches: replicates with the same
+    content (a base taken as it is, for every seed) are generated once."""
     rows, generated = [], 0
     for name, folder in folders.items():
         replicate_rows, count = generate(
             model, folder, records, settings, [*previous, *rows], trust_remote_code
         )
-        rows += [row | {"replicate": name} for row in replicate_rows]
+        rows += [row if name is None else row | {"replicate": name} for row in replicate_rows]
         generated += count
     return rows, generated

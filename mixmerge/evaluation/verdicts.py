@@ -52,11 +52,11 @@ def judge_responses(
 
 
 def base_texts(
-    generations: Sequence[dict], records: Sequence[Record], replicates: Sequence[str]
-) -> dict[str, list[str]]:
+    generations: Sequence[dict], records: Sequence[Record], replicates: Sequence[str | None]
+) -> dict[str | None, list[str]]:
     """The base's response to each record, in the records' order, for each replicate (the
     base of each seed), from its `generations`."""
-    found = {(row["replicate"], row["id"]): row["text"] for row in generations}
+    found = {(row.get("replicate"), row["id"]): row["text"] for row in generations}
     for name in replicates:
         missing = [r.id for r in records if (name, r.id) not in found]
         if missing:
@@ -71,17 +71,18 @@ def judge_replicates(
     judge: Judge,
     records: Sequence[Record],
     generations: Sequence[dict],
-    replicates: Sequence[str],
-    base_texts: Mapping[str, Sequence[str]],
+    replicates: Sequence[str | None],
+    base_texts: Mapping[str | None, Sequence[str]],
     harm_judge: HarmJudge | None = None,
 ) -> list[dict]:
     """`judge_responses` for each replicate's rows of `generations`, against the same seed's
-    base (`base_texts` by replicate), each judgment marked with its replicate."""
+    base (`base_texts` by replicate), each judgment marked with its replicate (unmarked for a
+    replicate named None, a model judged alone)."""
     judged = []
     for name in replicates:
-        texts = [row["text"] for row in generations if row["replicate"] == name]
+        texts = [row["text"] for row in generations if row.get("replicate") == name]
         rows = judge_responses(judge, records, texts, base_texts[name], harm_judge)
-        judged += [row | {"replicate": name} for row in rows]
+        judged += [row if name is None else row | {"replicate": name} for row in rows]
     return judged
 
 

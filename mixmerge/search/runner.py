@@ -28,7 +28,8 @@ from mixmerge.core.errors import StageError
 from mixmerge.core.fingerprint import fingerprint
 from mixmerge.core.io import atomic_path, read_jsonl, remove, write_jsonl
 from mixmerge.core.records import Record
-from mixmerge.evaluation import generations, metrics, verdicts
+from mixmerge.evaluation import metrics, verdicts
+from mixmerge.evaluation.evaluate import Judges, evaluate
 from mixmerge.merging import mergeability
 from mixmerge.merging.recipe import canonical
 from mixmerge.merging.registry import merge_context
@@ -120,8 +121,8 @@ class Search:
     """The search `name` of `params`, run in the repository at `root`, its trials kept in
     `trials_file`."""
 
-    def __init__(self, params, name: str, root: Path, judge, trials_file: Path):
-        self.params, self.name, self.root, self.judge = params, name, root, judge
+    def __init__(self, params, name: str, root: Path, judges: Judges, trials_file: Path):
+        self.params, self.name, self.root, self.judges = params, name, root, judges
         self.config = params.searches[name]
         self.seed = params.seeds[0]
         self.settings = params.evaluation.generation
@@ -157,6 +158,12 @@ class Search:
             ),
             "generation": self.settings.model_dump(),
             "judge": self.params.evaluation.judge.model_dump(),
+            # Only when there is one, so that trials scored before it was a key stay valid.
+            **(
+                {"harm_classifier": classifier.model_dump()}
+                if (classifier := self.params.evaluation.harm_classifier)
+                else {}
+            ),
             "dev": [r.id for r in self.dev],
             "mergeability": self.probe
             and {
@@ -245,7 +252,7 @@ class Search:
             "trials": trials,
             "references": {ref: scored[ref]["dev"] for ref in self.config.references},
             "mergeability": paths_row["mergeability"] if paths_row else None,
-            "judge_usage": self.judge.usage(),
+            "judge_usage": self.judges.judge.usage(),
         }
 
     def _append(self, rows: list[dict]) -> None:
@@ -258,15 +265,17 @@ class Search:
         """The base's answers to dev and its verdicts, reused while the base is unchanged."""
         cache = self.trials_file.with_name("base_generations.jsonl")
         previous = read_jsonl(cache) if cache.is_file() else []
+
+        def keep(rows: list[dict]) -> None:
+            with atomic_path(cache) as tmp:
+                write_jsonl(tmp, rows)
+
         folder = paths.folder(paths.BASE, self.seed, self.root)
-        rows, _ = generations.generate(
-            paths.BASE, folder, self.dev, self.settings, previous, self.params.trust_remote_code
-        )
-        with atomic_path(cache) as tmp:
-            write_jsonl(tmp, rows)
-        texts = [row["text"] for row in rows]
-        judged = verdicts.judge_responses(self.judge, self.dev, texts, texts)
-        return texts, judged
+        base = evaluate(
+            paths.BASE, {None: folder}, self.dev, self.settings, self.judges, None, previous,
+            self.params.trust_remote_code, keep,
+        )  # fmt: skip
+        return [row["text"] for row in base.generations], base.judgments
 
     def recipe(self, point: dict, diagnostics: bool = False) -> MergeConfig:
         """The merge at `point`; a ValidationError where the merge refuses it (weights that
@@ -310,12 +319,11 @@ class Search:
 
     def _score(self, model: str, folder: Path, base_texts, base_judged) -> dict:
         """A model's figures on dev: its answers, judged against the base's."""
-        answers, _ = generations.generate(
-            model, folder, self.dev, self.settings, (), self.params.trust_remote_code
-        )
-        texts = [answer["text"] for answer in answers]
-        judged = verdicts.judge_responses(self.judge, self.dev, texts, base_texts)
-        return dev_figures(judged, base_judged)
+        evaluated = evaluate(
+            model, {None: folder}, self.dev, self.settings, self.judges, {None: base_texts},
+            (), self.params.trust_remote_code,
+        )  # fmt: skip
+        return dev_figures(evaluated.judgments, base_judged)
 
 
 def _form(merge: MergeConfig) -> str:
