@@ -821,6 +821,30 @@ def test_a_corrupt_input_is_refused_naming_it_before_anything_is_written(
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("method", ["linear", "ties"])
+def test_an_input_holding_nan_or_infinity_is_refused_naming_its_file_and_tensor(
+    llamas, tmp_path, value, method
+):
+    """A NaN or an infinity in one entry of one input: the merge (top-k selection too) names
+    the file and the tensor and leaves no output."""
+    from safetensors.torch import load_file, save_file
+
+    file = with_a_copy(llamas, tmp_path)
+    tensors = load_file(file)
+    tensors["model.layers.1.mlp.up_proj.weight"][3, 5] = value
+    save_file(tensors, file, metadata={"format": "pt"})
+    spec = LINEAR_WITH_THE_COPY | (
+        {"method": method, "base": "base", "parameters": {"density": 0.5}}
+        if method == "ties"
+        else {}
+    )
+    expected = r"sft/bad/seed-0/model\.safetensors: tensor model\.layers\.1\.mlp\.up_proj\.weight"
+    with pytest.raises(StageError, match=expected + " holds NaN or infinite values"):
+        run_ours(tmp_path, "bad", spec)
+    assert list((tmp_path / "models" / "merge").iterdir()) == []
+
+
 def test_a_file_cut_short_after_it_was_checked_fails_the_merge_and_leaves_no_output(
     llamas, tmp_path, monkeypatch
 ):
