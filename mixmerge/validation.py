@@ -11,7 +11,8 @@ from typing import Any
 
 from mixmerge import world
 from mixmerge.config.common import ParamsError
-from mixmerge.config.study import StudyConfig, params_problems, read_params
+from mixmerge.config.profiles import read_params
+from mixmerge.config.study import StudyConfig, params_problems
 from mixmerge.data.mixing import share_problem
 from mixmerge.merging import registry
 from mixmerge.search.checks import search_problems
@@ -38,5 +39,5 @@ def validate_params(raw: Any, source: str = "params") -> StudyConfig:
 
 
 def load_params(path: str | Path = "params.yaml") -> StudyConfig:
-    """The params file at `path`, validated."""
+    """The params file at `path` (a profile composed with the file it extends), validated."""
     return validate_params(read_params(path), source=str(path))

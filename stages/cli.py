@@ -69,7 +69,15 @@ def _run_stage(run, *arguments, **options):
 
 
 @app.command()
-def validate(params: ParamsFile = Path("params.yaml")) -> None:
+def validate(
+    params: ParamsFile = Path("params.yaml"),
+    show: Annotated[
+        bool,
+        typer.Option(
+            "--show", help="Print the params checked: a profile composed with what it extends."
+        ),
+    ] = False,
+) -> None:
     """Check a params file against the schema and report every problem at once (exit 2)."""
     loaded = _load(params)
     from mixmerge.data.sources import check_sources
@@ -79,6 +87,11 @@ def validate(params: ParamsFile = Path("params.yaml")) -> None:
         count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise _fail(f"{params}: {count} in its data files\n{lines}", 2)
+    if show:
+        from mixmerge.config.profiles import resolved_text
+
+        typer.echo(resolved_text(params), nl=False)
+        return
     typer.echo(
         f"{params}: valid ({len(loaded.languages)} languages, "
         f"{len(loaded.data.sources)} data sources, {len(loaded.mixtures)} mixtures)"

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import pytest
 import yaml
 
+from mixmerge.config.profiles import resolved_text
 from mixmerge.core.offline import go_offline
 
 go_offline(force=True)  # tests never touch the network
@@ -271,7 +272,7 @@ def smoke_copy(folder: Path) -> Path:
     of its own, from scratch (the default study's lock would only be rewritten after every
     stage, about a second each for DVC at its size)."""
     root = copy_repository(folder)
-    shutil.copyfile(REPO / "configs" / "smoke.yaml", root / "params.yaml")
+    (root / "params.yaml").write_text(resolved_text(REPO / "configs" / "smoke.yaml"))
     (root / "dvc.lock").unlink()
     run_in(["git", "commit", "-qam", "smoke profile"], root)
     return root

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from mixmerge.config import ParamsError
+from mixmerge.config.profiles import read_params
 from mixmerge.validation import load_params, validate_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -385,3 +386,64 @@ def test_cluster_problems_are_reported_at_their_keys(raw):
     report = str(error.value)
     assert "cluster.stages.merge.nodes: merge runs on one node" in report
     assert "cluster.stages.sft: sft would use one GPU of the 8" in report
+
+
+# --- profiles: overlays on another params file --------------------------------------------------
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_a_profile_is_the_file_it_extends_with_its_own_keys_laid_over(tmp_path):
+    """Mappings merge key by key; lists and scalars replace; `_replace_` replaces a mapping
+    whole, `_delete_` removes keys; a profile may extend a profile."""
+    write_yaml(tmp_path / "params.yaml", {
+        "seeds": [0, 1],
+        "train": {"sft": {"learning_rate": 3e-4, "epochs": 2}, "runtime": {"device": "cpu"}},
+        "merges": {"a": {"method": "linear"}, "b": {"method": "ties"}},
+        "base": {"source": "builtin", "vocab_size": 2048},
+    })  # fmt: skip
+    (tmp_path / "configs").mkdir()
+    write_yaml(tmp_path / "configs" / "one.yaml", {
+        "extends": "../params.yaml",
+        "seeds": [0],
+        "train": {"sft": {"epochs": 1}},
+        "merges": {"_delete_": ["b"], "c": {"method": "slerp"}},
+        "base": {"_replace_": True, "source": "hf", "path": "some/model"},
+    })  # fmt: skip
+    write_yaml(tmp_path / "configs" / "two.yaml", {"extends": "one.yaml", "seeds": [7]})
+    assert read_params(tmp_path / "configs" / "two.yaml") == {
+        "seeds": [7],
+        "train": {"sft": {"learning_rate": 3e-4, "epochs": 1}, "runtime": {"device": "cpu"}},
+        "merges": {"a": {"method": "linear"}, "c": {"method": "slerp"}},
+        "base": {"source": "hf", "path": "some/model"},
+    }  # fmt: skip
+
+
+def test_what_a_profile_cannot_overlay_is_reported_with_its_key_path(tmp_path):
+    write_yaml(tmp_path / "params.yaml", {"merges": {"sft_linear": {}}, "seeds": [0]})
+
+    def problem(overlay: dict) -> str:
+        with pytest.raises(ParamsError) as error:
+            read_params(write_yaml(tmp_path / "profile.yaml", {"extends": "params.yaml"} | overlay))
+        [found] = error.value.problems
+        return str(found)
+
+    assert problem({"merges": {"_delete_": ["sft_linaer"]}}).startswith(
+        "merges._delete_: no key 'sft_linaer' to remove; did you mean 'sft_linear'?"
+    )
+    assert problem({"merges": {"_replace_": True, "_delete_": ["sft_linear"]}}).startswith(
+        "merges._delete_: nothing to remove keys from"
+    )
+    assert problem({"seeds": {"_replace_": "yes"}}).startswith("seeds._replace_: true or false")
+    assert problem({"extends": ["params.yaml"]}).startswith("extends: the params file")
+    write_yaml(tmp_path / "loop.yaml", {"extends": "profile.yaml"})
+    assert problem({"extends": "loop.yaml"}).startswith("extends: files extend each other")
+
+
+def test_every_profile_extends_a_params_file_rather_than_copying_one():
+    for profile in sorted((REPO / "configs").glob("*.yaml")):
+        raw = yaml.safe_load(profile.read_text())
+        assert "extends" in raw, profile.name

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from mixmerge import paths
+from mixmerge.config.profiles import read_params
 from tests.conftest import REPO, copy_repository, run_in
 
 PACKAGES = ("mixmerge", "stages")
@@ -170,7 +171,7 @@ def test_every_profile_has_every_table_dvc_fans_out_over():
     tables = {s["foreach"].strip("${}") for s in spec.values() if "foreach" in s}
     assert {"translations", "syntheses", "mixtures", "sft", "dpo", "merges"} <= tables
     for profile in [REPO / "params.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
-        raw = yaml.safe_load(profile.read_text())
+        raw = read_params(profile)
         assert all(isinstance(raw.get(table), dict) for table in tables), profile.name
 
 

@@ -845,6 +845,21 @@ def test_an_input_holding_nan_or_infinity_is_refused_naming_its_file_and_tensor(
     assert list((tmp_path / "models" / "merge").iterdir()) == []
 
 
+def test_a_merge_copies_only_the_template_models_own_files(llamas, tmp_path):
+    """Beside its weights, a merge takes its template model's config, generation settings,
+    tokenizer and chat template, and nothing else the folder holds: a stray adapter's config
+    would make a loader that knows PEFT read the merge as an adapter."""
+    template = with_a_copy(llamas, tmp_path).parent
+    (template / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (template / "diagnostics.json").write_text("{}")
+    (template / "chat_template.jinja").write_text("{{ messages }}")
+    run_ours(tmp_path, "bad", {**LINEAR_WITH_THE_COPY, "diagnostics": False,
+                               "models": [{"model": "sft/bad"}, {"model": "sft/a"}]})  # fmt: skip
+    merged = {file.name for file in at(tmp_path, "merge/bad").iterdir()}
+    assert {"config.json", "generation_config.json", "chat_template.jinja"} <= merged
+    assert not {"adapter_config.json", "diagnostics.json"} & merged
+
+
 def test_a_file_cut_short_after_it_was_checked_fails_the_merge_and_leaves_no_output(
     llamas, tmp_path, monkeypatch
 ):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mixmerge.config.profiles import resolved_text
 from mixmerge.core.io import read_jsonl
 from mixmerge.synthesis import NOT_HARMFUL
 from mixmerge.validation import load_params
@@ -50,7 +51,7 @@ def test_the_paper_profiles_need_no_file_of_their_own(profile):
 @pytest.mark.parametrize("profile", PROFILES)
 def test_the_paper_profiles_validate_and_dvc_reads_their_whole_dag(profile, tmp_path):
     repo = copy_repository(tmp_path)
-    (repo / "params.yaml").write_bytes((REPO / "configs" / profile).read_bytes())
+    (repo / "params.yaml").write_text(resolved_text(REPO / "configs" / profile))
     assert "valid" in run_in(["mixmerge", "validate"], repo)
     stages = run_in(["dvc", "stage", "list", "--name-only"], repo).split()
     assert {"translate@ultrafeedback", "synthesize@safety", "prepare"} <= set(stages)

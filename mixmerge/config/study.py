@@ -11,10 +11,8 @@ depends on the schema of the sections it reads and nothing more.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -29,10 +27,8 @@ from mixmerge.config.cluster import ClusterConfig
 from mixmerge.config.common import (
     Language,
     Name,
-    ParamsError,
     Problem,
     Strict,
-    UniqueKeyLoader,
     problem_of,
     unique_items,
 )
@@ -132,20 +128,6 @@ class StudyConfig(Strict):
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-def read_params(path: str | Path) -> Any:
-    """The params file as YAML, refusing a key given twice."""
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as file:
-            return yaml.load(file, Loader=UniqueKeyLoader)  # noqa: S506 (a safe loader)
-    except FileNotFoundError:
-        raise ParamsError(str(path), [Problem("<file>", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ParamsError(str(path), [Problem("<file>", f"cannot read: {error}")]) from None
-    except yaml.YAMLError as error:
-        raise ParamsError(str(path), [Problem("<file>", f"not valid YAML: {error}")]) from None
 
 
 def params_problems(
