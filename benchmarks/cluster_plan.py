@@ -23,13 +23,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mixmerge.cluster.plan import Step, plan  # noqa: E402
 from mixmerge.cluster.simulate import Cost, critical_path, simulate  # noqa: E402
+from mixmerge.config.profiles import read_params, resolved_text  # noqa: E402
 
 # --- throughputs (an 8B dense model, bf16, H100 80 GB) --------------------------------------
 # Full fine-tuning with FSDP and activation checkpointing: about 25 % of the H100's 989 dense
@@ -189,7 +188,7 @@ def study_steps(params_file: Path) -> list[Step]:
             if name.startswith(".dvc/") or name in ("dvc.yaml", ".dvcignore"):
                 (root / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(REPO / name, root / name)
-        shutil.copyfile(params_file, root / "params.yaml")
+        (root / "params.yaml").write_text(resolved_text(params_file))
         subprocess.run(["git", "init", "-q"], cwd=root, check=True)
         return plan(root)
 
@@ -203,7 +202,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    params = yaml.safe_load(args.params.read_text())
+    params = read_params(args.params)
     given = args.params.resolve()
     shown = given.relative_to(REPO) if REPO in given.parents else args.params
     steps = study_steps(args.params)

@@ -119,7 +119,9 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU: this check is for a machine with one")
-    gguf = REPO / yaml.safe_load(PROFILE.read_text())["base"]["path"]
+    from mixmerge.config.profiles import read_params
+
+    gguf = REPO / read_params(PROFILE)["base"]["path"]
     if not gguf.is_file():
         raise SystemExit(f"no {gguf}: run `make smollm2` first")
 
@@ -129,7 +131,7 @@ def main() -> None:
 
     work = options.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)
-    raw = gpu_params(yaml.safe_load(PROFILE.read_text()))
+    raw = gpu_params(read_params(PROFILE))
     (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     params = validate_params(raw)
     device = torch.cuda.get_device_name()
