@@ -204,23 +204,18 @@ def summarise(
     count = _replicate_count(by_language)
     names = list(replicate_names or [str(i) for i in range(count)])
     languages = sorted(by_language)
-    point, boot, per_replicate = {}, {}, {}
-    for language in languages:
-        verdicts = by_language[language]
-        point[language] = figures(verdicts)
-        boot[language] = _prompt_draws(verdicts, _items(verdicts, samples, rng))
-        per_replicate[language] = [figures(_replicate(verdicts, i)) for i in range(count)]
-    point["average"] = _average(point[lang] for lang in languages)
+    point, per_replicate = _scoped(by_language, languages)
+    boot = {
+        lang: _prompt_draws(by_language[lang], _items(by_language[lang], samples, rng))
+        for lang in languages
+    }
     boot["average"] = _average(boot[lang] for lang in languages)
-    per_replicate["average"] = [
-        _average(per_replicate[lang][i] for lang in languages) for i in range(count)
-    ]
     scopes = [*languages, "average"]
     out = {scope: {} for scope in scopes}
     for metric in METRICS:
+        low, high = _BOUNDS[metric]
         drawn = _draws(_figures(metric, scopes, point, boot, per_replicate), rng)
         for scope, draws in zip(scopes, drawn, strict=True):
-            low, high = _BOUNDS[metric]
             out[scope][metric] = _value(point[scope][metric])
             out[scope][f"{metric}_ci"] = _interval(np.clip(draws, low, high), tail)
             out[scope][f"{metric}_seeds"] = {
@@ -228,6 +223,24 @@ def summarise(
                 for name, figures_ in zip(names, per_replicate[scope], strict=True)
             }
     return {"average": out["average"], "languages": {lang: out[lang] for lang in languages}}
+
+
+def _scoped(
+    by_language: Mapping[str, Verdicts], languages: Sequence[str]
+) -> tuple[dict[str, dict], dict[str, list[dict]]]:
+    """Each language's figures and their average (`"average"`), of all the replicates and of
+    each one."""
+    count = _replicate_count(by_language)
+    point = {lang: figures(by_language[lang]) for lang in languages}
+    point["average"] = _average(point[lang] for lang in languages)
+    per_replicate = {
+        lang: [figures(_replicate(by_language[lang], i)) for i in range(count)]
+        for lang in languages
+    }
+    per_replicate["average"] = [
+        _average(per_replicate[lang][i] for lang in languages) for i in range(count)
+    ]
+    return point, per_replicate
 
 
 def _figures(metric: str, scopes: Sequence[str], point, boot, per_replicate) -> _Figures:
@@ -278,23 +291,11 @@ def difference(
     tail = 100 * (1 - confidence) / 2
     languages = sorted(model)
     paired = _replicate_count(model) == _replicate_count(reference)
-    sides = []
-    for verdicts in (model, reference):
-        count = _replicate_count(verdicts)
-        point = {lang: figures(verdicts[lang]) for lang in languages}
-        point["average"] = _average(point[lang] for lang in languages)
-        per_replicate = {
-            lang: [figures(_replicate(verdicts[lang], i)) for i in range(count)]
-            for lang in languages
-        }
-        per_replicate["average"] = [
-            _average(per_replicate[lang][i] for lang in languages) for i in range(count)
-        ]
-        sides.append((verdicts, point, per_replicate))
+    sides = [_scoped(verdicts, languages) for verdicts in (model, reference)]
     boots: list[dict] = [{}, {}]
     for lang in languages:
         items = _items(model[lang], samples, rng)
-        for boot, (verdicts, _, _) in zip(boots, sides, strict=True):
+        for boot, verdicts in zip(boots, (model, reference), strict=True):
             boot[lang] = _prompt_draws(verdicts[lang], items)
     for boot in boots:
         boot["average"] = _average(boot[lang] for lang in languages)
@@ -303,7 +304,7 @@ def difference(
     for metric in METRICS:
         mine, theirs = (
             _figures(metric, scopes, point, boot, per_replicate)
-            for boot, (_, point, per_replicate) in zip(boots, sides, strict=True)
+            for boot, (point, per_replicate) in zip(boots, sides, strict=True)
         )
         if paired:
             drawn = _draws(mine, rng, paired=theirs)[-1]

@@ -9,8 +9,9 @@ replicates; the two points it chooses from the front (`chosen`) are then merged 
 and judged on eval like any merge, so that the report can say how much of the dev figure was
 selection. Each scored point is appended to the trials file as soon as it is known, so that a
 killed search resumes with the points not yet scored; the file is kept only while the search (but
-its budget and its bar), the inputs, the dev prompts, the generation settings and the judge are
-those it was scored with.
+its budget and its bar), the inputs, the dev prompts, the generation settings, the judge and the
+harm classifier are those it was scored with. Points are judged as the evaluate stage judges
+(`mixmerge.evaluation.evaluate`).
 """
 
 from __future__ import annotations
