@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixmerge.config.profiles import resolved_text
+from mixmerge.config.profiles import read_params, resolved_text
 from mixmerge.core.io import read_jsonl
 from mixmerge.synthesis import NOT_HARMFUL
 from mixmerge.validation import load_params
@@ -170,8 +170,7 @@ def teacher(tmp_path_factory):
 
 
 def tiny_profile(folders: dict[str, str], translator: Path, server: str) -> dict:
-    raw = yaml.safe_load((REPO / "configs" / PROFILES[0]).read_text(encoding="utf-8"))
-    raw = copy.deepcopy(raw)  # the YAML anchors share objects
+    raw = copy.deepcopy(read_params(REPO / "configs" / PROFILES[0]))  # anchors share objects
     sources = raw["data"]["sources"]
     for name in ("redteam", "ultrafeedback_en", "dolly", "xstest"):
         sources[name]["dataset"] = folders[name]
