@@ -15,7 +15,7 @@ its wall time and peak RSS are its own:
 
 The bounds: `ours` within 3 × the floor's wall time and 1.5 GB of peak RSS. It also counts the
 entries where ours and mergekit's outputs differ (ties at TIES's cutoff, see
-mixmerge/merging/methods.py).
+mixmerge/merging/selection.py).
 
     python benchmarks/merge_memory.py [--work DIR] [--keep]
 
@@ -114,10 +114,8 @@ def write_models(root: Path) -> None:
 
 def params(diagnostics: bool):
     """Params declaring the three models as SFT runs and the TIES merge of them."""
-    from mixmerge.validation import validate_params
+    from study import merge_study
 
-    world = {"kind": "builtin", "eval": {"general": 1}, "train": {"general": 4}}
-    phase = {"learning_rate": 1.0e-3}
     merge = {
         "method": "ties",
         "stage": "sft",
@@ -126,26 +124,17 @@ def params(diagnostics: bool):
         "parameters": {"weight": 0.5, "density": 0.5},
         "diagnostics": diagnostics,
     }
-    return validate_params(
-        {
-            "languages": ["en"],
-            "data": {"sources": {"w": world}},
-            "mixtures": {"m": {"safety": 0.0, "size_per_language": 4}},
-            "base": {"source": "hf", "path": "models/base/seed-0"},
-            "train": {"sft": phase, "dpo": phase},
-            "sft": {name: {"mixture": "m", "init": "base"} for name in TUNED},
-            "merges": {MERGE: merge},
-        }
-    )
+    return merge_study(TUNED, {MERGE: merge})
 
 
 def io_floor(root: Path) -> None:
     """Read every tensor of every input; write one model's worth of tensors; nothing else."""
     from mixmerge import paths
     from mixmerge.merging import engine
+    from mixmerge.merging.weights import read_weights
 
     refs = ["base", *(f"sft/{name}" for name in TUNED)]
-    inputs = [engine.inspect(paths.folder(ref, 0, root)) for ref in refs]
+    inputs = [read_weights(paths.folder(ref, 0, root)) for ref in refs]
     out = root / "out_floor"
     out.mkdir()
     template = inputs[0]
@@ -184,9 +173,9 @@ def timed(command: list[str], cwd: Path | None = None) -> dict:
 
 def agreement(ours_folder: Path, theirs_folder: Path) -> dict:
     """Entries where the two merged models differ, and by how much at most."""
-    from mixmerge.merging import engine
+    from mixmerge.merging.weights import read_weights
 
-    mine, theirs = engine.inspect(ours_folder), engine.inspect(theirs_folder)
+    mine, theirs = read_weights(ours_folder), read_weights(theirs_folder)
     different, largest, entries = 0, 0.0, 0
     for name, tensor in mine.tensors.items():
         a, b = tensor.read().float(), theirs.tensors[name].read().float()

@@ -251,6 +251,16 @@ BAD_MERGES = [
     (_merge(parameters={"t": 0.3}), "merges.m", "ties takes no parameter `t`"),
     (_merge(stage="dpo"), "merges.m", "dpo-stage merge takes dpo/ models, not sft/mix0"),
     (_merge(base="sft/mix0", models=[{"model": "sft/mix0"}]), "merges.m", "list the base only"),
+    (_merge(parameters={"densty": 0.5}), "merges.m", "`densty`; did you mean 'density'"),
+    (_merge(parameters={"normalize": 1.0}), "merges.m", "`normalize` is true or false"),
+    (_merge(parameters={"lambda": True}), "merges.m", "`lambda` is a number"),
+    (_merge(models=[{"model": "sft/mix0", "lambda": 0.5}, {"model": "sft/mix100"}]), "merges.m",
+     "ties takes `lambda` for the merge as a whole (in `parameters`), not for sft/mix0"),
+    (_merge(method="sce", parameters={"select_topk": 0.0}), "merges.m",
+     "every select_topk must be in (0, 1]"),
+    (_merge(method="sce", parameters={"weight": 0.5}), "merges.m", "sce takes no parameter"),
+    (_merge(method="breadcrumbs", parameters={"gamma": -0.1}), "merges.m",
+     "every gamma must be in [0, 1]"),
 ]  # fmt: skip
 
 

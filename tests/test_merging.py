@@ -8,6 +8,7 @@ import math
 import shutil
 import struct
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,18 @@ import yaml
 from safetensors.torch import load_file
 
 from mixmerge import paths
+from mixmerge.config.common import ParamsError
 from mixmerge.core.errors import StageError
-from mixmerge.merging import engine, methods, parameters
-from mixmerge.merging.registry import METHODS
+from mixmerge.merging import engine, parameters, replicates, selection
+from mixmerge.merging.definition import Inputs, PerModel, Share, merge_method
+from mixmerge.merging.parts import CHUNK, chunks
+from mixmerge.merging.plan import Job
+from mixmerge.merging.registry import METHODS, method_table
+from mixmerge.merging.tensors import Parts, TaskVectors, computed, l1_factors
+from mixmerge.merging.weights import check_compatible, read_weights
 from mixmerge.validation import validate_params
 from stages import merge as merge_stage
-from tests.conftest import inside
+from tests.conftest import REPO, inside
 
 
 @pytest.fixture(autouse=True)
@@ -34,9 +41,9 @@ def one_torch_thread():
 
 
 # --- the methods, on small tensors -----------------------------------------------------------
-# The computations merges run (`methods.linear`, `slerp`, `task_vector`, which the engine calls
-# with each tensor's settings), over whole tensors of one shape: stacked flat, a row each, as
-# the engine stacks its inputs, and their parts put back together.
+# Each method's computation as the engine calls it (`tensors.computed`, with every parameter's
+# value at the tensor), over whole tensors of one shape: stacked flat, a row each, as the
+# engine stacks its inputs, and their parts put back together.
 
 
 def rows(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -47,36 +54,39 @@ def whole(parts: Iterable[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     return torch.cat(list(parts)).reshape(like.shape)
 
 
+def merged(name: str, tensors, base=None, seed=0, **given) -> torch.Tensor:
+    """Method `name` over `tensors` (from `base` for task vectors), with the parameters
+    `given` (a list per model for those of each model) and the method's defaults."""
+    method = METHODS[name]
+    arguments = {
+        p.name: [p.default] * len(tensors) if p.per_model else p.default for p in method.parameters
+    }
+    arguments |= {key.rstrip("_"): value for key, value in given.items()}
+    generators = [torch.Generator().manual_seed(seed + i) for i in range(len(tensors))]
+    flat_base = None if base is None else base.reshape(-1)
+    return whole(computed(method, rows(tensors), flat_base, arguments, generators), tensors[0])
+
+
 def linear(tensors, weights, normalize=True):
-    return whole(methods.linear(rows(tensors), weights, normalize), tensors[0])
+    return merged("linear", tensors, weight=weights, normalize=normalize)
 
 
 def slerp(t, v0, v1):
-    return whole(methods.slerp(rows([v0, v1]), t), v0)
+    return merged("slerp", [v0, v1], t=t)
 
 
 def vector_merge(
     name, base, tensors, weights, densities=None, normalize=None, rescale=False, scale=1.0, seed=0
 ):
-    method = METHODS[name]
-    if normalize is None:
-        normalize = method.merge_parameters["normalize"]
-    parts = methods.task_vector(
-        method,
-        rows(tensors),
-        base.reshape(-1),
-        weights,
-        densities or [1.0] * len(tensors),
-        [0.0] * len(tensors),
-        normalize,
-        rescale,
-        scale,
-        [torch.Generator().manual_seed(seed + i) for i in range(len(tensors))],
-    )
-    return whole(parts, base)
+    given = {"weight": weights, "rescale": rescale, "lambda": scale}
+    if densities is not None:
+        given["density"] = densities
+    if normalize is not None:
+        given["normalize"] = normalize
+    return merged(name, tensors, base, seed, **given)
 
 
-TASK_VECTOR_METHODS = [n for n, m in METHODS.items() if m.computation == "task_vector"]
+TASK_VECTOR_METHODS = [n for n, m in METHODS.items() if m.inputs is Inputs.TASK_VECTORS]
 
 
 @pytest.mark.parametrize("name", TASK_VECTOR_METHODS)
@@ -114,18 +124,19 @@ def test_a_tensor_of_several_parts_is_merged_as_one_whole():
     """Part by part, as the engine writes them: every part in order, and SLERP's angle that of
     the whole tensors, against the formulas over them in float64."""
     generator = torch.Generator().manual_seed(0)
-    count = 3 * methods.CHUNK + 5
+    count = 3 * CHUNK + 5
     a, b = torch.randn(2, count, generator=generator).to(torch.bfloat16)
     x, y = a.double(), b.double()
-    parts = list(methods.linear(rows([a, b]), [1.0, 3.0], normalize=True))
-    assert [p.numel() for p in parts] == [methods.CHUNK] * 3 + [5]
+    arguments = {"weight": [1.0, 3.0], "normalize": True}
+    parts = list(computed(METHODS["linear"], rows([a, b]), None, arguments))
+    assert [p.numel() for p in parts] == [CHUNK] * 3 + [5]
     assert {p.dtype for p in parts} == {torch.float32}
     assert torch.allclose(torch.cat(parts).double(), (x + 3 * y) / 4, atol=1e-6, rtol=0)
     theta = torch.arccos(x @ y / (x.norm() * y.norm()))
     t = 0.3
     expected = (torch.sin((1 - t) * theta) * x + torch.sin(t * theta) * y) / torch.sin(theta)
-    parts = list(methods.slerp(rows([a, b]), t))
-    assert [p.numel() for p in parts] == [methods.CHUNK] * 3 + [5]
+    parts = list(computed(METHODS["slerp"], rows([a, b]), None, {"t": t}))
+    assert [p.numel() for p in parts] == [CHUNK] * 3 + [5]
     assert torch.allclose(torch.cat(parts).double(), expected, atol=1e-6, rtol=0)
 
 
@@ -147,7 +158,7 @@ def test_ties_keeps_the_largest_entries_and_the_elected_sign_hand_computed():
 
 
 def rows_of(magnitudes: torch.Tensor):
-    """`methods.Values` of a tensor of magnitudes (a row per task vector)."""
+    """`parts.Values` of a tensor of magnitudes (a row per task vector)."""
 
     def values(index, rows=None):
         return (magnitudes if rows is None else magnitudes[rows])[:, index]
@@ -155,46 +166,77 @@ def rows_of(magnitudes: torch.Tensor):
     return values
 
 
-def top(values: torch.Tensor, k: int) -> methods.Cutoff:
-    """`methods.tops` for one flat tensor."""
-    return methods.tops(rows_of(values[None]), values.numel(), [k])[0]
+def top(values: torch.Tensor, k: int, later: bool = False) -> selection.Cutoff:
+    """`selection.tops` for one flat tensor."""
+    return selection.tops(rows_of(values[None]), values.numel(), [k], later)[0]
 
 
-def kept(method: str, magnitudes: torch.Tensor, density: float, gamma: float = 0.0) -> list:
-    """Which entries `method` keeps of a task vector with these magnitudes."""
-    count = magnitudes.numel()
-    values = rows_of(magnitudes[None])
-    (rule,) = methods.keep_rules(METHODS[method], values, count, [density], [gamma], [None])
-    return rule.keep(magnitudes).tolist()
+def kept(how: str, delta: torch.Tensor, *shares: float) -> torch.Tensor:
+    """Which entries of task vector `delta` a thinning keeps (`TaskVectors.largest`, TIES's,
+    or `band`, Breadcrumbs'), at these shares."""
+    vectors = TaskVectors(delta[None], torch.zeros_like(delta), [])
+    (rule,) = getattr(vectors, how)(*([share] for share in shares))
+    return rule.keep(delta.abs())
 
 
 def test_breadcrumbs_drops_the_outliers_and_the_smallest_hand_computed():
     tensor = torch.tensor([0.1, -5.0, 2.0, 0.5, -1.0, 3.0])
-    assert kept("breadcrumbs", tensor.abs(), density=0.5, gamma=1 / 6) == [
-        False, False, True, False, True, True
-    ]  # fmt: skip
+    assert kept("band", tensor, 0.5, 1 / 6).tolist() == [False, False, True, False, True, True]
     # Outliers and density overlap (2 + 5 > 6): as in mergekit, fewer outliers are dropped.
     from mergekit.sparsify import magnitude_outliers
 
-    overlapping = kept("breadcrumbs", tensor.abs(), density=5 / 6, gamma=2 / 6)
+    overlapping = kept("band", tensor, 5 / 6, 2 / 6).tolist()
     assert overlapping == [True] + [False] + [True] * 4
     assert overlapping == (magnitude_outliers(tensor, 5 / 6, gamma=2 / 6) != 0).tolist()
 
 
-def test_equal_magnitudes_at_a_cutoff_go_to_the_earlier_entries():
-    """The order of a stable descending sort: TIES keeps the earlier of equal entries at its
-    cutoff, Breadcrumbs drops the earlier ones as outliers and keeps the earlier at the
-    bottom of its window."""
+def test_equal_magnitudes_at_a_cutoff_go_as_mergekits_sorts_made_stable_leave_them():
+    """TIES keeps the first k of a descending sort: the earlier of equal entries at its
+    cutoff. Breadcrumbs keeps a window of an ascending sort: at either end, the later."""
     ties = torch.tensor([1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 0.0])
-    assert kept("ties", ties, density=0.5) == [True, True, False, True, False, True, False, False]
-    # Drop one of the three 2s (the first), then keep four: the other two 2s and two 1s.
-    assert kept("breadcrumbs", ties, density=0.5, gamma=1 / 8) == [
-        True, False, True, True, False, True, False, False
+    assert kept("largest", ties, 0.5).tolist() == [
+        True,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
+    # Drop one of the three 2s (the last), then keep four: the other two 2s and the last two 1s.
+    assert kept("band", ties, 0.5, 1 / 8).tolist() == [
+        False, True, False, True, True, False, True, False
     ]  # fmt: skip
     cutoff = top(ties, 4)
     signed = torch.tensor([-1.0, 2.0, 1.0, -2.0, 1.0, 2.0, -1.0, 0.0])
     cutoff.thin_(signed)
     assert signed.tolist() == [-1.0, 2.0, 0.0, -2.0, 0.0, 2.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("count", [1000, 2**19 + 3])  # sorted whole, and bracketed
+def test_ties_and_breadcrumbs_keep_what_mergekit_keeps_with_its_sorts_made_stable(
+    count, monkeypatch
+):
+    """On a task vector whose magnitudes tie by the thousand, as bf16 ones do, the very
+    entries mergekit 0.1.5 keeps once its sorts are stable (unstable, it keeps as many, and
+    picks among the tied ones by its sort's internals)."""
+    from mergekit import sparsify
+
+    generator = torch.Generator().manual_seed(count)
+    magnitudes = torch.randint(1, 7, (count,), generator=generator).float() / 256
+    signs = torch.randint(0, 2, (count,), generator=generator).float() * 2 - 1
+    delta = magnitudes * signs
+    ours = [kept("largest", delta, 0.3), kept("band", delta, 0.5, 0.05)]
+    sort, argsort = torch.sort, torch.argsort
+    monkeypatch.setattr(torch, "sort", partial(sort, stable=True))
+    monkeypatch.setattr(torch, "argsort", partial(argsort, stable=True))
+    theirs = [
+        sparsify.magnitude(delta, 0.3) != 0,
+        sparsify.magnitude_outliers(delta, 0.5, gamma=0.05) != 0,
+    ]
+    for mine, mergekits in zip(ours, theirs, strict=True):
+        assert torch.equal(mine, mergekits)
 
 
 def stable_top(values: torch.Tensor, k: int) -> torch.Tensor:
@@ -225,11 +267,11 @@ def test_the_bracketed_selection_of_a_large_tensor_is_exact(distinct, k):
     assert cutoff.threshold == torch.sort(values, descending=True).values[k - 1]
     assert torch.equal(cutoff.keep(values), expected)
     # Part by part, as the engine tests them, and thinned as the engine thins them.
-    parts = [cutoff.keep(values[p], p.start) for p in methods.chunks(count)]
+    parts = [cutoff.keep(values[p], p.start) for p in chunks(count)]
     assert torch.equal(torch.cat(parts), expected)
     signed = values * torch.where(torch.arange(count) % 2 == 0, 1.0, -1.0)
     expected_thinned = signed * expected
-    for part in methods.chunks(count):
+    for part in chunks(count):
         cutoff.thin_(signed[part], part.start)
     assert torch.equal(signed, expected_thinned)
 
@@ -257,17 +299,18 @@ def test_the_selections_of_several_task_vectors_share_their_passes_and_stay_exac
         ]
     )
     ks = [150_000, 262_144, 1000]
-    cutoffs = methods.tops(rows_of(rows), 2**19, ks)
+    cutoffs = selection.tops(rows_of(rows), 2**19, ks)
     for row, k, cutoff in zip(rows, ks, cutoffs, strict=True):
         assert torch.equal(cutoff.keep(row), stable_top(row, k))
 
 
 def test_dare_keeps_its_density_in_share_and_the_task_vector_in_expectation():
     base, model = torch.zeros(200_000), torch.randn(200_000)
-    rule = methods.random_rule(model.numel(), 0.3, torch.Generator().manual_seed(1))
+    vectors = TaskVectors(model[None], base, [torch.Generator().manual_seed(1)])
+    (rule,) = vectors.drawn([0.3])
     assert abs(rule.mask.float().mean().item() - 0.3) < 0.005
     magnitudes = model.abs()
-    (factor,) = methods.l1_factors(rows_of(magnitudes[None]), model.numel(), [rule])
+    (factor,) = l1_factors(rows_of(magnitudes[None]), model.numel(), [rule])
     rescaled = model * rule.mask * factor
     assert torch.isclose(rescaled.abs().sum(), model.abs().sum())
     merged = vector_merge("dare_linear", base, [model], [1.0], densities=[0.3], rescale=True)
@@ -323,6 +366,11 @@ def test_gradients_and_rules_resolve_as_mergekit_does():
 # --- tiny models on disk ----------------------------------------------------------------------
 
 
+# The tiny models' shape (layers apart).
+TINY = {"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2,
+        "num_key_value_heads": 2}  # fmt: skip
+
+
 def save_llama(
     folder: Path,
     state: dict[str, torch.Tensor] | None = None,
@@ -331,8 +379,7 @@ def save_llama(
 ) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    shape = {"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 3}
-    shape |= {"num_attention_heads": 2, "num_key_value_heads": 2, "tie_word_embeddings": False}
+    shape = TINY | {"num_hidden_layers": 3, "tie_word_embeddings": False}
     config = LlamaConfig(**(shape | overrides))
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
@@ -469,6 +516,13 @@ AGREEING = {
         "models": [{"model": "sft/a", "gamma": 0.2}, {"model": "sft/b"}, {"model": "sft/c"}],
         "parameters": {"weight": 0.5, "density": 0.6, "gamma": 0.05},
     },
+    "sce": {
+        "method": "sce",
+        "stage": "sft",
+        "base": "base",
+        "models": TRIO,
+        "parameters": {"select_topk": 0.3},
+    },
 }
 
 
@@ -481,14 +535,16 @@ def test_agrees_with_mergekit_within_a_millionth(llamas, tmp_path, method):
         assert torch.allclose(ours[name], theirs[name], atol=1e-6, rtol=0), name
 
 
+DARE_OF_A = {
+    "method": "dare_linear",
+    "stage": "sft",
+    "base": "base",
+    "models": [{"model": "sft/a"}],
+}
+
+
 def test_dare_agrees_with_mergekit_in_kept_share_and_in_expectation(llamas, tmp_path):
-    spec = {
-        "method": "dare_linear",
-        "stage": "sft",
-        "base": "base",
-        "models": [{"model": "sft/a"}],
-        "parameters": {"density": 0.4},
-    }
+    spec = DARE_OF_A | {"parameters": {"density": 0.4}}
     base = load_merged(at(llamas, "base"))
     tuned = load_merged(at(llamas, "sft/a"))
     ours = run_ours(llamas, "dare", spec)
@@ -502,6 +558,46 @@ def test_dare_agrees_with_mergekit_in_kept_share_and_in_expectation(llamas, tmp_
         for name in ("model.layers.1.mlp.up_proj.weight", "model.embed_tokens.weight"):
             delta, moved = tuned[name] - base[name], merged[name] - base[name]
             assert moved.abs().sum() / delta.abs().sum() == pytest.approx(1.0, rel=1e-4)
+
+
+# --- a method is its definition ----------------------------------------------------------------
+
+
+@pytest.fixture
+def halfway():
+    """A method defined here, as a new one is in mixmerge/merging/methods.py."""
+
+    @merge_method("a test's own method")
+    def halfway(vectors: TaskVectors, weight: PerModel[float] = 1.0, share: Share = 0.5) -> Parts:
+        """`share` of the way along the weighted mean of the task vectors."""
+        return vectors.merged(weight, normalize=True, scale=share)
+
+    yield METHODS["halfway"]
+    del METHODS["halfway"]
+
+
+def test_a_method_defined_in_one_place_is_validated_merged_exported_and_documented(halfway, llamas):
+    spec = {"method": "halfway", "stage": "sft", "base": "base", "models": PAIR}
+    with pytest.raises(ParamsError) as refused:
+        params_with({"m": spec | {"parameters": {"share": 1.5, "t": 0.5}}})
+    assert "every share must be in (0, 1]" in str(refused.value)
+    assert "halfway takes no parameter `t`" in str(refused.value)
+    ours = run_ours(llamas, "halfway", spec | {"models": [PAIR[0] | {"weight": 3.0}, PAIR[1]]})
+    base, a, b = (load_merged(at(llamas, ref)) for ref in ("base", "sft/a", "sft/b"))
+    for name in base:
+        expected = base[name] + 0.5 * (3 * (a[name] - base[name]) + (b[name] - base[name])) / 4
+        assert torch.allclose(ours[name], expected, atol=1e-6), name
+    recipe = yaml.safe_load((at(llamas, "merge/halfway") / "merge.yaml").read_text())
+    assert recipe["reference"] == "a test's own method"
+    assert [m["weight"] for m in recipe["models"]] == [3.0, 1.0]
+    assert recipe["parameters"] == {"share": 0.5}
+    assert "| `halfway` | `share` of the way along" in method_table()
+    assert "`share` (default 0.5; in (0, 1])" in method_table()
+
+
+def test_the_docs_method_table_is_the_definitions():
+    docs = (REPO / "docs" / "merge-methods.md").read_text(encoding="utf-8")
+    assert method_table() in docs
 
 
 # --- the engine and the stage -----------------------------------------------------------------
@@ -558,10 +654,10 @@ def test_the_same_recipe_and_seed_give_the_same_bytes(llamas):
 def test_the_bytes_and_the_diagnostics_do_not_depend_on_the_number_of_threads(llamas, tmp_path):
     from mixmerge.merging.diagnostics import Interference
 
-    base = engine.inspect(at(llamas, "base"))
-    inputs = [engine.inspect(at(llamas, f"sft/{n}")) for n in "abc"]
+    base = read_weights(at(llamas, "base"))
+    inputs = [read_weights(at(llamas, f"sft/{n}")) for n in "abc"]
     settings = {"weight": 0.5, "density": 0.4}
-    job = engine.Job(METHODS["ties"], inputs, [{}] * 3, settings, base, 0, None)
+    job = Job(METHODS["ties"], inputs, [{}] * 3, settings, base, 0, None)
     made = []
     for workers in (1, 3):
         out = tmp_path / str(workers)
@@ -618,16 +714,7 @@ def test_models_that_do_not_fit_together_are_refused_before_writing(
 def test_other_architectures_and_gradients_summing_to_zero_are_refused(llamas, tmp_path):
     from transformers import MistralConfig, MistralForCausalLM
 
-    mistral = MistralForCausalLM(
-        MistralConfig(
-            vocab_size=64,
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=3,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-        )
-    )
+    mistral = MistralForCausalLM(MistralConfig(**TINY, num_hidden_layers=3))
     mistral.save_pretrained(at(llamas, "sft/mistral"))
     spec = {
         "method": "linear",
@@ -675,13 +762,7 @@ def test_each_seed_merges_the_replicates_of_that_seed(llamas, tmp_path):
         a, b = (load_merged(paths.folder(f"sft/{n}", seed, root)) for n in "ab")
         for name in base:
             assert torch.allclose(merged[name], (a[name] + 3 * b[name]) / 4, atol=1e-6)
-    same = {
-        "method": "dare_linear",
-        "stage": "sft",
-        "base": "base",
-        "models": [{"model": "sft/a"}],
-        "parameters": {"density": 0.5},
-    }  # noqa: E501
+    same = DARE_OF_A | {"parameters": {"density": 0.5}}
     for seed in (0, 1):
         save_llama(paths.folder("sft/a", seed, root), {k: v + 0.5 for k, v in base.items()})
     with inside(root):
@@ -864,13 +945,13 @@ def test_a_file_cut_short_after_it_was_checked_fails_the_merge_and_leaves_no_out
     llamas, tmp_path, monkeypatch
 ):
     file = with_a_copy(llamas, tmp_path)
-    checked = engine.check_compatible
+    checked = check_compatible
 
     def check_then_truncate(weights):  # the file changes between inspection and merge
         checked(weights)
         truncate(file)
 
-    monkeypatch.setattr(engine, "check_compatible", check_then_truncate)
+    monkeypatch.setattr(replicates, "check_compatible", check_then_truncate)
     with pytest.raises(StageError, match=r"tensor \S+ is cut short") as error:
         run_ours(tmp_path, "bad", LINEAR_WITH_THE_COPY)
     assert str(file.relative_to(tmp_path)) in str(error.value)
@@ -883,14 +964,7 @@ def save_sharded(folder: Path) -> dict[str, torch.Tensor]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-    )
+    config = LlamaConfig(**TINY, num_hidden_layers=2)
     LlamaForCausalLM(config).save_pretrained(folder, max_shard_size="10KB")
     return load_merged(folder)
 
@@ -902,14 +976,14 @@ def test_the_weights_are_the_files_the_index_names_or_model_safetensors(tmp_path
     tensors = save_sharded(sharded)
     stray = {"base_model.model.lm_head.lora_A.weight": torch.zeros(2, 16)}
     save_file(stray, sharded / "adapter_model.safetensors")  # an adapter's: not the model's
-    assert engine.inspect(sharded).tensors.keys() == tensors.keys()
+    assert read_weights(sharded).tensors.keys() == tensors.keys()
     single = tmp_path / "single"
     save_llama(single)
     save_file(stray, single / "adapter_model.safetensors")
-    assert engine.inspect(single).tensors.keys() == load_file(single / "model.safetensors").keys()
+    assert read_weights(single).tensors.keys() == load_file(single / "model.safetensors").keys()
     (sharded / "model.safetensors.index.json").unlink()
     with pytest.raises(StageError, match="several safetensors files .* and no model.safetensors"):
-        engine.inspect(sharded)
+        read_weights(sharded)
 
 
 def test_an_index_that_does_not_match_its_shards_is_refused(tmp_path):
@@ -925,15 +999,15 @@ def test_an_index_that_does_not_match_its_shards_is_refused(tmp_path):
     wrong["weight_map"][moved] = shards[0]
     index_file.write_text(json.dumps(wrong))
     with pytest.raises(StageError, match=f"puts tensor {moved} in {shards[0]}, which does not"):
-        engine.inspect(folder)
+        read_weights(folder)
     del wrong["weight_map"][moved]
     index_file.write_text(json.dumps(wrong))
     with pytest.raises(StageError, match=f"has tensor {moved}, which .* does not put there"):
-        engine.inspect(folder)
+        read_weights(folder)
     index_file.write_text(json.dumps(index))
     (folder / shards[-1]).unlink()
     with pytest.raises(StageError, match=f"names shard {shards[-1]}, which is not in"):
-        engine.inspect(folder)
+        read_weights(folder)
 
 
 # --- bf16 inputs: ties at the cutoff, and the output's dtype in mergekit.yaml ------------------
@@ -1050,13 +1124,13 @@ def test_the_sampled_shares_of_signs_are_within_the_errors_they_state():
     from mixmerge.merging.diagnostics import STRIDE, Interference
 
     generator = torch.Generator().manual_seed(0)
-    count = 64 * methods.CHUNK
+    count = 64 * CHUNK
     shared = torch.linspace(0.4, 0.6, count)  # how much of a common direction each entry has
     common = torch.randn(count, generator=generator)
     deltas = shared * common + (1 - shared) * torch.randn(3, count, generator=generator)
     deltas *= torch.rand(3, count, generator=generator) > 0.3  # some entries do not move
     interference = Interference(["a", "b", "c"])
-    for part in methods.chunks(count):
+    for part in chunks(count):
         interference.observe("model.layers.0.mlp.up_proj.weight", part.start, deltas[:, part])
     figures = interference.report()["layers"]["0"]
     assert figures["sampled_entries"] == count // STRIDE

@@ -175,21 +175,20 @@ def test_points_whose_weights_are_in_proportion_are_one_merge_where_the_method_n
 def test_the_merges_a_canonical_form_calls_one_are_one_to_float_precision():
     import torch
 
-    from mixmerge.merging import methods
     from mixmerge.merging.registry import METHODS
+    from mixmerge.merging.tensors import computed
 
     torch.manual_seed(0)
     tensors, base = torch.randn(2, 1000), torch.randn(1000)
 
     def linear(weights):
-        return torch.cat(list(methods.linear(tensors, weights, normalize=True)))
+        arguments = {"weight": weights, "normalize": True}
+        return torch.cat(list(computed(METHODS["linear"], tensors, None, arguments)))
 
     def ties(weights):
-        merged = methods.task_vector(
-            METHODS["ties"], tensors, base, weights, [0.5, 0.5], [0.0, 0.0], normalize=True,
-            rescale=False, scale=1.0, generators=[torch.Generator(), torch.Generator()],
-        )  # fmt: skip
-        return torch.cat(list(merged))
+        arguments = {"weight": weights, "density": [0.5, 0.5], "normalize": True,
+                     "rescale": False, "lambda": 1.0}  # fmt: skip
+        return torch.cat(list(computed(METHODS["ties"], tensors, base, arguments)))
 
     assert torch.allclose(linear([0.3, 0.3]), linear([1.0, 1.0]), atol=1e-6)
     assert torch.allclose(ties([0.7, 0.3]), ties([1.4, 0.6]), atol=1e-6)

@@ -40,33 +40,35 @@ def numbers(setting) -> list[float]:
 
 
 class MergeInputConfig(Strict):
-    """A model to merge and its own parameters (they override the merge's)."""
+    """A model to merge and its own parameters, which override the merge's: those its method
+    declares for each model (mixmerge/merging/methods.py), checked against the method."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+    __pydantic_extra__: dict[str, Setting | bool]
 
     model: ModelRef
-    weight: Setting | None = None
-    density: Setting | None = None
-    gamma: Setting | None = None
+
+    @property
+    def settings(self) -> dict[str, Setting | bool]:
+        """The parameters this model sets, as given."""
+        return dict(self.model_extra or {})
 
 
 class MergeParametersConfig(Strict):
-    """Parameters of the merge as a whole, and defaults for every model's."""
+    """Parameters of the merge as a whole, and defaults for every model's: those its method
+    declares (mixmerge/merging/methods.py), checked against the method."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+    __pydantic_extra__: dict[str, Setting | bool]
 
-    t: Setting | None = None
-    scale: Setting | None = Field(None, alias="lambda")
-    normalize: bool | None = None
-    rescale: bool | None = None
-    weight: Setting | None = None
-    density: Setting | None = None
-    gamma: Setting | None = None
-
-
-PER_MODEL = ("weight", "density", "gamma")
+    @property
+    def settings(self) -> dict[str, Setting | bool]:
+        """The parameters given, as given."""
+        return dict(self.model_extra or {})
 
 
 class MergeConfig(Strict):
-    """A merge of `models` by `method` (see mixmerge/merging/registry.py), at the training
+    """A merge of `models` by `method` (see mixmerge/merging/methods.py), at the training
     `stage` (sft or dpo) whose models it merges. Task-vector methods merge each model's
     difference from `base`; SLERP goes from `base` (t = 0), one of its two models, to the
     other. `seed` drives DARE's random drops; `out_dtype` defaults to the inputs' dtype.

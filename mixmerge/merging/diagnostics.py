@@ -4,7 +4,7 @@ For task vectors τᵢ = θᵢ − θ_ref: their norms, the cosine similarity of
 share of entries whose signs conflict among those where two or more vectors move (what TIES's
 sign election resolves). Statistics accumulate part by part over the float32 differences the
 merge computes anyway (from the base, for task-vector merges). Norms and cosines come from dot
-products over every entry (in float32 over a part of `methods.CHUNK` entries of each tensor,
+products over every entry (in float32 over a part of `CHUNK` entries of each tensor,
 summed over parts in float64). The shares of signs come from every `STRIDE`-th part of each
 tensor (its first part always): a systematic sample of whole parts, whose standard errors
 (those of ratio estimates from a sample of clusters) diagnostics.json states beside them, and
@@ -21,8 +21,8 @@ from itertools import combinations
 
 import torch
 
-from mixmerge.merging import methods
 from mixmerge.merging.parameters import layer_of
+from mixmerge.merging.parts import CHUNK
 
 STRIDE = 8  # the shares of signs count every STRIDE-th part of a tensor
 # Per group, over the parts counted: their number, and the sums of c, m, e, c², m², e², cm, me
@@ -45,7 +45,7 @@ class Interference:
         sums["gram"] += (deltas @ deltas.T).double()
         sums["parts"] += 1
         sums["entries"] += deltas.shape[1]
-        if (start // methods.CHUNK) % STRIDE:
+        if (start // CHUNK) % STRIDE:
             return
         signs = torch.sign(deltas)
         total = signs.sum(0)
@@ -105,7 +105,7 @@ class Interference:
         )
         return {
             "models": self.models,
-            "sign_statistics": f"every {STRIDE}th part of {methods.CHUNK} entries of a tensor",
+            "sign_statistics": f"every {STRIDE}th part of {CHUNK} entries of a tensor",
             "overall": self._summary(total),
             "layers": {layer: self._summary(groups[layer]) for layer in layers},
         }

@@ -13,18 +13,27 @@ MERGEKIT_DTYPES = {"F64": "float64", "F32": "float32", "BF16": "bfloat16", "F16"
 
 
 def model_settings(merge: MergeConfig) -> list[dict]:
-    return [m.model_dump(exclude={"model"}, exclude_none=True) for m in merge.models]
+    """Each model's own parameters, as given, in the order its method declares them."""
+    return [
+        _in_order(merge, m.model_dump(exclude={"model"}, exclude_none=True)) for m in merge.models
+    ]
 
 
 def merge_settings(merge: MergeConfig) -> dict:
-    return merge.parameters.model_dump(by_alias=True, exclude_none=True)
+    """The merge-wide parameters, as given, in the order its method declares them."""
+    return _in_order(merge, merge.parameters.model_dump(exclude_none=True))
+
+
+def _in_order(merge: MergeConfig, given: dict) -> dict:
+    declared = [p.name for p in METHODS[merge.method].parameters]
+    return {key: given[key] for key in declared if key in given}
 
 
 def resolved(name: str, merge: MergeConfig, paths: dict[str, Path], replicate: int) -> dict:
     """merge.yaml: what was merged (the replicates of training seed `replicate`), how, with
     which defaults."""
     method = METHODS[merge.method]
-    given = merge_settings(merge)  # validation made sure every REQUIRED one is given
+    given = merge_settings(merge)  # validation made sure every required one is given
     return {
         "merge": name,
         "method": merge.method,
@@ -37,11 +46,11 @@ def resolved(name: str, merge: MergeConfig, paths: dict[str, Path], replicate: i
             {
                 "model": m.model,
                 "path": str(paths[m.model]),
-                **{k: own.get(k, given.get(k, d)) for k, d in method.model_parameters.items()},
+                **{p.name: own.get(p.name, given.get(p.name, p.default)) for p in method.per_model},
             }
             for m, own in zip(merge.models, model_settings(merge), strict=True)
         ],
-        "parameters": {k: given.get(k, d) for k, d in method.merge_parameters.items()},
+        "parameters": {p.name: given.get(p.name, p.default) for p in method.merge_wide},
         "seed": merge.seed,
         "training_seed": replicate,
         "out_dtype": merge.out_dtype,
@@ -65,7 +74,7 @@ def mergekit_config(merge: MergeConfig, paths: dict[str, Path], input_dtype: str
         {"model": str(paths[m.model]), **({"parameters": own} if own else {})}
         for m, own in zip(merge.models, model_settings(merge), strict=True)
     ]
-    if "weight" in method.model_parameters:
+    if any(p.name == "weight" for p in method.per_model):
         # mergekit requires every model's weight; ours defaults to 1.
         for model in config["models"]:
             model.setdefault("parameters", {}).setdefault("weight", given.get("weight", 1.0))
@@ -84,10 +93,10 @@ def canonical(merge: MergeConfig) -> dict:
     method = METHODS[merge.method]
     form = merge.model_dump(by_alias=True, exclude_none=True)
     given = merge_settings(merge)
-    normalize = given.get("normalize", method.merge_parameters.get("normalize", False))
-    if "weight" not in method.model_parameters or not normalize:
+    normalize = given.get("normalize", method.default("normalize", False))
+    if not any(p.name == "weight" for p in method.per_model) or not normalize:
         return form
-    default = given.get("weight", method.model_parameters["weight"])
+    default = given.get("weight", method.default("weight"))
     weights = [m.get("weight", default) for m in form["models"]]
     total = sum(weights) if all(isinstance(w, float | int) for w in weights) else 0
     if abs(total) < 1e-12:  # gradients or rules, or weights the merge refuses

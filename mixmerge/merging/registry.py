@@ -1,166 +1,143 @@
-"""Merge methods by name, with mergekit's semantics (which the paper used).
-
-A method is a row of this table: which computation it is (`linear`, `slerp`, or one
-`task_vector` merge with options), whether it needs a base, how many models, and its
-parameters with their defaults (`REQUIRED` when there is none). The computations live in
-`mixmerge/merging/methods.py`; this table has no torch, so that validating params stays fast
-(`merge_problems` is the check params validation asks of every merge).
-"""
+"""The merge methods by name (their definitions: mixmerge/merging/methods.py), and what params
+validation asks of them: whether a recipe is one its method can do. No torch is imported, so
+that validating params stays fast."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from mixmerge.config.merges import PER_MODEL, numbers
+from mixmerge.config.merges import numbers
+from mixmerge.core.suggest import did_you_mean
+from mixmerge.merging import methods  # noqa: F401 (its definitions register the methods)
+from mixmerge.merging.definition import METHODS, Bounds, Inputs, MergeMethod, Parameter
 
 if TYPE_CHECKING:
     from mixmerge.config.merges import MergeConfig
 
-REQUIRED = object()
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    paper: str
-    computation: Literal["linear", "slerp", "task_vector"]
-    needs_base: bool
-    min_models: int
-    max_models: int | None
-    # Parameters of each input model (weight, density...) and of the merge as a whole.
-    model_parameters: dict[str, object] = field(default_factory=dict)
-    merge_parameters: dict[str, object] = field(default_factory=dict)
-    # For task-vector merges: how task vectors are thinned, and whether signs are elected.
-    sparsify: Literal["magnitude", "random", "magnitude_outliers"] | None = None
-    sign_consensus: bool = False
-
-
-def _task_vector(name, paper, sparsify=None, consensus=False, normalize=False, rescale=False):
-    model = {"weight": 1.0}
-    if sparsify:
-        model["density"] = 1.0
-    if sparsify == "magnitude_outliers":
-        model["gamma"] = 0.01
-    return Method(
-        name=name,
-        paper=paper,
-        computation="task_vector",
-        needs_base=True,
-        min_models=1,
-        max_models=None,
-        model_parameters=model,
-        merge_parameters={"normalize": normalize, "rescale": rescale, "lambda": 1.0},
-        sparsify=sparsify,
-        sign_consensus=consensus,
-    )
-
-
-METHODS: dict[str, Method] = {
-    m.name: m
-    for m in (
-        Method(
-            "linear",
-            "Wortsman et al., 2022, Model soups (arXiv 2203.05482)",
-            "linear",
-            needs_base=False,
-            min_models=2,
-            max_models=None,
-            model_parameters={"weight": 1.0},
-            merge_parameters={"normalize": True},
-        ),
-        Method(
-            "slerp",
-            "Shoemake, 1985, spherical linear interpolation",
-            "slerp",
-            needs_base=True,
-            min_models=2,
-            max_models=2,
-            merge_parameters={"t": REQUIRED},
-        ),
-        _task_vector("task_arithmetic", "Ilharco et al., 2023, Task arithmetic (arXiv 2212.04089)"),
-        _task_vector(
-            "ties",
-            "Yadav et al., 2023, TIES-Merging (arXiv 2306.01708)",
-            sparsify="magnitude",
-            consensus=True,
-            normalize=True,
-        ),
-        _task_vector(
-            "dare_linear",
-            "Yu et al., 2024, DARE (arXiv 2311.03099)",
-            sparsify="random",
-            rescale=True,
-        ),
-        _task_vector(
-            "dare_ties",
-            "Yu et al., 2024, DARE (arXiv 2311.03099), with TIES's sign election",
-            sparsify="random",
-            consensus=True,
-            rescale=True,
-        ),
-        _task_vector(
-            "breadcrumbs",
-            "Davari & Belilovsky, 2024, Model Breadcrumbs (arXiv 2312.06795)",
-            sparsify="magnitude_outliers",
-        ),
-        _task_vector(
-            "breadcrumbs_ties",
-            "Davari & Belilovsky, 2024, Model Breadcrumbs, with TIES's sign election",
-            sparsify="magnitude_outliers",
-            consensus=True,
-        ),
-    )
-}
-
 
 def merge_problems(merge: MergeConfig) -> list[str]:
     """What `merge`'s method refuses in it: a base it needs or takes not, its number of models,
-    parameters it has not or needs, densities out of (0, 1], weights it would divide by 0."""
+    parameters it has not or needs, a switch that is not true or false, a number out of its
+    bounds, weights it would divide by 0."""
     method = METHODS[merge.method]
     names = [m.model for m in merge.models]
-    given = {k for k, v in merge.parameters.model_dump(by_alias=True).items() if v is not None}
+    problems = _input_problems(method, merge, names)
+    declared = {p.name: p for p in method.parameters}
+    given = merge.parameters.settings
+    for key in sorted(given.keys() - declared.keys()):
+        hint = did_you_mean(key, declared)
+        problems.append(f"{method.name} takes no parameter `{key}`{hint}")
+    per_model = {p.name: p for p in method.per_model}
+    for model in merge.models:
+        for key in sorted(model.settings.keys() - per_model.keys()):
+            if key in declared:
+                problems.append(
+                    f"{method.name} takes `{key}` for the merge as a whole (in `parameters`), "
+                    f"not for {model.model}"
+                )
+            else:
+                hint = did_you_mean(key, per_model)
+                problems.append(f"{method.name} takes no `{key}` for {model.model}{hint}")
+    problems += [
+        f"{method.name} needs `parameters.{p.name}`"
+        for p in method.merge_wide
+        if p.required and p.name not in given
+    ]
+    values = {p.name: [] for p in method.parameters}
+    for settings in (given, *(model.settings for model in merge.models)):
+        for key, value in settings.items():
+            if key in values:
+                values[key].append(value)
+    for parameter in method.parameters:
+        problems += _value_problems(parameter, values[parameter.name])
+    return problems + _divisor_problems(method, merge)
+
+
+def _input_problems(method: MergeMethod, merge: MergeConfig, names: list[str]) -> list[str]:
     problems = []
     if method.needs_base and merge.base is None:
-        problems.append(f"{merge.method} needs a `base`")
+        problems.append(f"{method.name} needs a `base`")
     if not method.needs_base and merge.base is not None:
-        problems.append(f"{merge.method} takes no `base`")
-    if method.computation == "slerp" and merge.base is not None and merge.base not in names:
-        problems.append("slerp's `base` (its t = 0 end) must be one of its two models")
-    if method.computation == "task_vector" and merge.base in names:
+        problems.append(f"{method.name} takes no `base`")
+    if method.inputs is Inputs.ENDS and merge.base is not None and merge.base not in names:
+        problems.append(f"{method.name}'s `base` (its t = 0 end) must be one of its two models")
+    if method.inputs is Inputs.TASK_VECTORS and merge.base in names:
         problems.append("list the base only as `base`: its task vector would be zero")
     too_many = method.max_models is not None and len(names) > method.max_models
     if len(names) < method.min_models or too_many:
         exact = method.min_models == method.max_models
         count = f"{'exactly' if exact else 'at least'} {method.min_models}"
-        problems.append(f"{merge.method} merges {count} models, not {len(names)}")
-    accepted = set(method.model_parameters) | set(method.merge_parameters)
-    problems += [f"{merge.method} takes no parameter `{k}`" for k in sorted(given - accepted)]
-    for model in merge.models:
-        own = {k for k in PER_MODEL if getattr(model, k) is not None}
-        for key in sorted(own - set(method.model_parameters)):
-            problems.append(f"{merge.method} takes no `{key}` for {model.model}")
-    for key, default in method.merge_parameters.items():
-        if default is REQUIRED and key not in given:
-            problems.append(f"{merge.method} needs `parameters.{key}`")
-    densities = [m.density for m in merge.models] + [merge.parameters.density]
-    if any(not 0 < d <= 1 for s in densities if s is not None for d in numbers(s)):
-        problems.append("every density must be in (0, 1]")
-    default_weight = 1.0 if merge.parameters.weight is None else merge.parameters.weight
-    weights = [default_weight if m.weight is None else m.weight for m in merge.models]
-    normalize = merge.parameters.normalize
-    if normalize is None:
-        normalize = method.merge_parameters.get("normalize", False)
-    if normalize and all(isinstance(w, (int, float)) for w in weights) and sum(weights) == 0:
-        problems.append("the weights sum to zero, and the merge divides by their sum")
+        problems.append(f"{method.name} merges {count} models, not {len(names)}")
     return problems
 
 
+def _value_problems(parameter: Parameter, given: list) -> list[str]:
+    if parameter.switch:
+        if any(not isinstance(value, bool) for value in given):
+            return [f"`{parameter.name}` is true or false"]
+        return []
+    if any(isinstance(value, bool) for value in given):
+        return [f"`{parameter.name}` is a number, a list of numbers or rules, not true or false"]
+    if any(not parameter.bounds.holds(n) for value in given for n in numbers(value)):
+        return [f"every {parameter.name} must be in {parameter.bounds}"]
+    return []
+
+
+def _divisor_problems(method: MergeMethod, merge: MergeConfig) -> list[str]:
+    """Weights that sum to zero, where the method divides by their sum (`normalize`)."""
+    if method.parameter("weight") is None or method.parameter("normalize") is None:
+        return []
+    given = merge.parameters.settings
+    default_weight = given.get("weight", method.default("weight"))
+    weights = [model.settings.get("weight", default_weight) for model in merge.models]
+    normalize = given.get("normalize", method.default("normalize"))
+    if normalize and all(isinstance(w, (int, float)) for w in weights) and sum(weights) == 0:
+        return ["the weights sum to zero, and the merge divides by their sum"]
+    return []
+
+
 # What params validation asks of the methods (`mixmerge.config.common.DOMAIN_CHECKS`).
-CHECKS = {"merge_methods": tuple(METHODS), "merge_problems": merge_problems}
+CHECKS = {"merge_methods": METHODS, "merge_problems": merge_problems}
 
 
 def merge_context(models: set[str] | None = None) -> dict:
     """The validation context a merge recipe is checked in on its own: its method's checks,
     and the models it may name (None: any)."""
     return {"models": models, **CHECKS}
+
+
+def method_table() -> str:
+    """The methods as a Markdown table, from their definitions (docs/merge-methods.md holds
+    it; a test keeps the two equal)."""
+    base = {
+        Inputs.MODELS: "none",
+        Inputs.ENDS: "one of its two models, the t = 0 end",
+        Inputs.TASK_VECTORS: "subtracted: merges τᵢ = θᵢ − θ_base",
+    }
+    rows = [
+        "| method | what | base | per model | merge-wide | paper |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in METHODS.values():
+        cells = [
+            f"`{method.name}`",
+            method.summary.replace("|", "\\|"),
+            base[method.inputs],
+            ", ".join(map(_described, method.per_model)) or "none",
+            ", ".join(map(_described, method.merge_wide)) or "none",
+            method.paper,
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _described(parameter: Parameter) -> str:
+    if parameter.required:
+        about = ["required"]
+    elif parameter.switch:
+        about = [f"default {str(parameter.default).lower()}"]
+    else:
+        about = [f"default {parameter.default:g}"]
+    if parameter.bounds != Bounds():
+        about.append(f"in {parameter.bounds}")
+    return f"`{parameter.name}` ({'; '.join(about)})"

@@ -16,8 +16,11 @@ from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, write_json
 from mixmerge.core.model_folder import companion_files
 from mixmerge.merging import engine, mergeability, recipe
+from mixmerge.merging.definition import Inputs
 from mixmerge.merging.diagnostics import Interference
+from mixmerge.merging.plan import Job
 from mixmerge.merging.registry import METHODS
+from mixmerge.merging.weights import Weights, check_compatible, read_weights
 
 
 def inputs_of(merge: MergeConfig) -> list[str]:
@@ -27,24 +30,24 @@ def inputs_of(merge: MergeConfig) -> list[str]:
 
 def inspect_inputs(
     merge: MergeConfig, seed: int, root: Path
-) -> tuple[dict[str, engine.Weights], engine.Weights | None]:
+) -> tuple[dict[str, Weights], Weights | None]:
     """The models `merge` reads for training seed `seed`, checked against their safetensors
     headers and against each other; and the model its diagnostics measure task vectors from,
     the common ancestor: the merge's base for task-vector methods, else the study's base model
     when it has the same tensors (None when there is none, or the diagnostics are off)."""
     refs = inputs_of(merge)
-    weights = {ref: engine.inspect(paths.folder(ref, seed, root)) for ref in refs}
-    engine.check_compatible(weights)
+    weights = {ref: read_weights(paths.folder(ref, seed, root)) for ref in refs}
+    check_compatible(weights)
     if not merge.diagnostics:
         return weights, None
-    if METHODS[merge.method].computation == "task_vector":
+    if METHODS[merge.method].inputs is Inputs.TASK_VECTORS:
         return weights, weights[merge.base]
     folder = paths.folder(paths.BASE, seed, root)
     if not folder.is_dir():
         return weights, None
-    candidate = engine.inspect(folder)
+    candidate = read_weights(folder)
     try:
-        engine.check_compatible({refs[0]: weights[refs[0]], paths.BASE: candidate})
+        check_compatible({refs[0]: weights[refs[0]], paths.BASE: candidate})
     except StageError:
         return weights, None
     return weights, candidate
@@ -57,25 +60,25 @@ def merge_replicate(
     root: Path,
     folder: Path,
     max_shard_bytes: int,
-    weights: dict[str, engine.Weights],
-    reference: engine.Weights | None,
+    weights: dict[str, Weights],
+    reference: Weights | None,
 ) -> dict | None:
     """Merge the replicates of training seed `seed` (`weights`, from `inspect_inputs`) into
     `folder`; its interference diagnostics, from `reference`, or None when they are off."""
     method = METHODS[merge.method]
     refs = [m.model for m in merge.models]
-    if method.computation == "slerp":
+    if method.inputs is Inputs.ENDS:
         # From the base (t = 0) to the other model; a model merged with itself is both ends.
         order = sorted(range(len(refs)), key=lambda i: refs[i] != merge.base)
     else:
         order = list(range(len(refs)))
     settings = recipe.model_settings(merge)
-    job = engine.Job(
+    job = Job(
         method=method,
         inputs=[weights[refs[i]] for i in order],
         model_settings=[settings[i] for i in order],
         merge_settings=recipe.merge_settings(merge),
-        base=weights[merge.base] if method.computation == "task_vector" else None,
+        base=weights[merge.base] if method.inputs is Inputs.TASK_VECTORS else None,
         seed=f"{merge.seed}:{seed}",
         out_dtype=recipe.OUT_DTYPES.get(merge.out_dtype),
     )
@@ -154,7 +157,8 @@ def measure_replicate(
     from the merge's base for task-vector methods, else from the study's base, and the loss of
     the `merged` model."""
     models = [(m.model, paths.folder(m.model, seed, root)) for m in merge.models]
-    ancestor = merge.base if METHODS[merge.method].computation == "task_vector" else paths.BASE
+    vectors = METHODS[merge.method].inputs is Inputs.TASK_VECTORS
+    ancestor = merge.base if vectors else paths.BASE
     return mergeability.measure(
         models, (ancestor, paths.folder(ancestor, seed, root)), probe.records, probe.split,
         probe.settings, merged, probe.trust_remote_code,
