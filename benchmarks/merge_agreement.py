@@ -7,9 +7,9 @@ different halves of this repository's README, kept in bf16 as a real checkpoint 
 their task vectors are a real optimiser's, bf16-rounded, and tie by the thousand. Each method
 with a cutoff (TIES, Breadcrumbs with TIES, SCE) and task arithmetic (no cutoff: the control)
 merges the two through the merge stage's code path, and mergekit merges the mergekit.yaml it
-exported, once as it is and once with `torch.sort` and `torch.argsort` made stable. Printed
-and written to reports/benchmarks/merge_agreement.json: per method, the share of entries that
-differ and the largest difference, each way.
+exported, once as it is and once with `torch.sort`, `torch.argsort` and `torch.topk` made
+stable. Printed and written to reports/benchmarks/merge_agreement.json: per method, the share
+of entries that differ and the largest difference, each way.
 
     python benchmarks/merge_agreement.py [--work DIR] [--steps N]
 
@@ -56,6 +56,12 @@ def fine_tune(base: Path, out: Path, text: str, steps: int) -> None:
         print(f"  {out.parent.name} step {step + 1}: loss {loss.item():.3f}", flush=True)
     model.to(torch.bfloat16).save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def stable_topk(argsort, values, k, dim=-1, largest=True, sorted=True):  # noqa: A002
+    """`torch.topk` with equal values in flat order, the earlier first (SCE's selection)."""
+    indices = argsort(values, dim=dim, descending=largest, stable=True).narrow(dim, 0, k)
+    return values.gather(dim, indices), indices
 
 
 def params():
@@ -127,7 +133,7 @@ def main() -> None:
             folder.parent.mkdir(parents=True)
             fine_tune(base, folder, halves[name], options.steps)
     study = params()
-    sort, argsort = torch.sort, torch.argsort
+    sort, argsort, topk = torch.sort, torch.argsort, torch.topk
     results = {}
     for name in MERGES:
         shutil.rmtree(root / "models" / "merge" / name, ignore_errors=True)
@@ -138,14 +144,13 @@ def main() -> None:
             out = root / f"mergekit-{name}-{sorts}"
             shutil.rmtree(out, ignore_errors=True)
             if sorts == "stable":
-                torch.sort, torch.argsort = (
-                    partial(sort, stable=True),
-                    partial(argsort, stable=True),
-                )
+                torch.sort = partial(sort, stable=True)
+                torch.argsort = partial(argsort, stable=True)
+                torch.topk = partial(stable_topk, argsort)
             try:
                 mergekit(root, name, out)
             finally:
-                torch.sort, torch.argsort = sort, argsort
+                torch.sort, torch.argsort, torch.topk = sort, argsort, topk
             found[f"mergekit_{sorts}"] = differences(ours, out)
         results[name] = found
         print(name, json.dumps(found), flush=True)

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, write_json
 from mixmerge.core.model_folder import link_model
+from stages.commands import PARAMS, ParamsFile, load, run_stage
 
 
 def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
@@ -44,3 +47,18 @@ def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
     with atomic_path(report) as tmp:
         write_json(tmp, metrics)
     return metrics
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def command(params: ParamsFile = PARAMS) -> None:
+    """Build the base model every run starts from (`base` in params).
+
+    builtin: train a BPE tokenizer and a small Cohere model on the embedded world's corpus, then
+    on its warm-up split. hf: resolve a hub id (local cache) or a path, check it, link it.
+    Writes models/base/seed-<s> for every seed and reports/train/base.json.
+    """
+    loaded = load(params, "base", "train")
+    run_stage(run, loaded)
+    typer.echo(f"models/base: ready ({len(loaded.seeds)} seeds)")

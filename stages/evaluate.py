@@ -6,6 +6,9 @@ averaged, with 95 % replication intervals and each replicate's own figures
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
@@ -14,6 +17,7 @@ from mixmerge.core.io import atomic_path, read_jsonl, write_json, write_jsonl
 from mixmerge.data.prepared import read_eval_split
 from mixmerge.evaluation import metrics, verdicts
 from mixmerge.evaluation.evaluate import Judges, evaluate
+from stages.commands import PARAMS, ParamsFile, check_named, fail, load, run_stage
 
 
 def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
@@ -84,3 +88,46 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
     with atomic_path(outputs["metrics"]) as tmp:
         write_json(tmp, result)
     return result
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def command(
+    model: Annotated[
+        str, typer.Argument(help="base, or sft/RUN, dpo/RUN, merge/MERGE as named in params.")
+    ],
+    params: ParamsFile = PARAMS,
+) -> None:
+    """Judge every replicate of MODEL on the eval split: generate (reusing unchanged
+    generations), judge harm, refusal and quality against the base (rule, LLM or classifier
+    judge), and summarise.
+
+    Writes evaluations/MODEL/{generations,judgments}.jsonl and reports/eval/MODEL.json: harmful
+    rate, harm change, win-rate, over-refusal and general accuracy per language and averaged,
+    each replicate's and their mean, with intervals over seeds and prompts and counts of
+    unknown verdicts.
+    """
+    loaded = load(params, "evaluation")
+    from mixmerge import paths
+
+    try:
+        ref = paths.parse(model)
+    except ValueError as error:
+        raise fail(error, 2) from None
+    if ref.kind != paths.BASE:
+        what = {"merge": "merge"}.get(ref.kind, f"{ref.kind} run")
+        # The merges' names are those of `merges` and of the points each search chooses.
+        kind_refs = sorted(m for m in loaded.model_refs if m.startswith(f"{ref.kind}/"))
+        check_named([paths.parse(m).name for m in kind_refs], ref.name, what, params)
+    result = run_stage(run, loaded, model)
+    average = result["average"]
+
+    def shown(value, unit=""):
+        return "n/a" if value is None else f"{value:.2f}{unit}"
+
+    typer.echo(
+        f"{model}: harmful rate {shown(average['harmful_rate'])}, harm change "
+        f"{shown(average['harm_change'], ' %')}, win-rate {shown(average['win_rate'], ' %')}, "
+        f"over-refusal {shown(average['over_refusal'])}; unknown verdicts {result['unknown']}"
+    )

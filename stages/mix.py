@@ -4,12 +4,16 @@ records, with its safety share, and write a manifest of what was realised (a DVC
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, write_json, write_jsonl
 from mixmerge.data.mixtures import FORMS, build_mixture
 from mixmerge.data.prepared import read_split
+from stages.commands import PARAMS, ParamsFile, check_named, load, run_stage
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
@@ -22,3 +26,24 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
     with atomic_path(root / paths.MIXTURE_MANIFESTS / f"{name}.json") as tmp:
         write_json(tmp, manifest)
     return manifest
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def command(
+    name: Annotated[str, typer.Argument(help="A mixture named under `mixtures` in params.")],
+    params: ParamsFile = PARAMS,
+) -> None:
+    """Draw a mixture's SFT and preference sets with its safety share.
+
+    Writes data/mixtures/NAME/{sft,preference}.jsonl and manifest.json (counts per language and
+    objective, requested and realised shares).
+    """
+    loaded = load(params)
+    check_named(loaded.mixtures, name, "mixture", params)
+    manifest = run_stage(run, loaded, name)
+    realised = manifest["realised"]
+    typer.echo(
+        f"{name}: {realised['examples']} examples, safety share {realised['safety_share']:.3f}"
+    )

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, remove, write_json
 from mixmerge.data.prepared import prepare_records, write_prepared
+from stages.commands import PARAMS, ParamsFile, load, run_stage
 
 
 def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
@@ -20,3 +23,18 @@ def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
     with atomic_path(root / paths.PREPARE_REPORT) as tmp:
         write_json(tmp, report)
     return report
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def command(params: ParamsFile = PARAMS) -> None:
+    """Read every data source into train, eval and warm-up records per language and objective.
+
+    Writes data/prepared/ and reports/prepare.json (rows kept, skipped and why).
+    """
+    loaded = load(params)
+    report = run_stage(run, loaded)
+    for split, per_language in report["counts"].items():
+        total = sum(sum(c.values()) for c in per_language.values())
+        typer.echo(f"{split}: {total} records")

@@ -5,13 +5,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.errors import StageError
 from mixmerge.reporting.document import write_report
+from stages.commands import PARAMS, ParamsFile, load, run_stage
 
 
 def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
     if params.report is None or params.evaluation is None:
         raise StageError("params have no `report` or no `evaluation` section")
     return write_report(params, root)
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def command(params: ParamsFile = PARAMS) -> None:
+    """Write the study's report: the paper's tables on this run (mixing against merging per
+    stage, language-based merges, merge order, per language, over-refusal, the weight
+    ablation) with bootstrap intervals, figures, and a verdict on each of the paper's claims.
+
+    Writes reports/report.md, reports/summary.json (metrics), reports/figures/ (PNG) and
+    reports/plots/ (DVC plots).
+    """
+    loaded = load(params, "report", "evaluation")
+    summary = run_stage(run, loaded)
+    typer.echo(
+        f"reports/report.md: {summary['claims_supported']} of {summary['claims_tested']} "
+        "tested claims of the paper supported"
+    )

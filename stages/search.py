@@ -5,19 +5,21 @@ points it chooses, for every training seed, as the merges `<name>-best` and `<na
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
-from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, write_json
 from mixmerge.evaluation.evaluate import Judges
-from mixmerge.merging.replicates import write_merge
-from mixmerge.search.runner import Search
+from stages.commands import PARAMS, ParamsFile, check_named, load, run_stage
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
-    if params.evaluation is None:
-        raise StageError("params have no `evaluation` section: a search judges like one")
+    from mixmerge.merging.replicates import write_merge  # torch: only once a stage runs
+    from mixmerge.search.runner import Search
+
     judges = Judges.of(params.evaluation, params.trust_remote_code)
     trials_file = root / paths.SEARCHES / name / "trials.jsonl"
     search = Search(params, name, root, judges, trials_file)
@@ -42,3 +44,34 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
     with atomic_path(root / paths.SEARCH_REPORTS / f"{name}.json") as tmp:
         write_json(tmp, report)
     return report
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def command(
+    name: Annotated[str, typer.Argument(help="A search named under `searches` in params.")],
+    params: ParamsFile = PARAMS,
+) -> None:
+    """Score every point of a merge recipe's space on the dev split (the paper's grid of
+    weights, or your own): each merged by the engine from the first training seed's models,
+    its answers to the dev prompts judged against the base's. Resumes where a killed search
+    stopped. Then merges the two points it chooses from the front, for every training seed:
+    `best` (the highest dev win-rate whose dev harm is no worse than `choose_against`'s) and
+    `knee`.
+
+    Writes searches/NAME/ (the trials, kept to resume), reports/searches/NAME.json (every
+    trial's dev figures per language, the Pareto front of harm change against win-rate, the
+    chosen points), reports/searches/NAME/trials.json (a DVC plot), and the merges
+    models/merge/NAME-best and NAME-knee with their reports/merges/ diagnostics. Judge them on
+    eval with `mixmerge evaluate merge/NAME-best`.
+    """
+    loaded = load(params, "evaluation")  # a search judges as evaluation does
+    check_named(loaded.searches, name, "search", params)
+    report = run_stage(run, loaded, name)
+    picks = ", ".join(f"{point} trial {t['trial']}" for point, t in report["chosen"].items())
+    typer.echo(
+        f"{name}: {report['scored']} merges scored on dev ({report['same_merges']} points the "
+        f"same merge as an earlier one's, {report['skipped']} refused); front: trials "
+        f"{report['front']}; chosen: {picks}"
+    )

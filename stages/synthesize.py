@@ -5,6 +5,9 @@ safe and a harmful side, judge every answer, and keep what passes (`syntheses.<n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
@@ -14,6 +17,7 @@ from mixmerge.data.sources import split_of
 from mixmerge.judging import make_judge
 from mixmerge.synthesis import synthesize
 from mixmerge.synthesis.writers import make_writer
+from stages.commands import PARAMS, ParamsFile, check_named, load, run_stage
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
@@ -51,3 +55,25 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
     with atomic_path(paths.generated_report("synthesize", name, root)) as tmp:
         write_json(tmp, report)
     return report
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def command(
+    name: Annotated[str, typer.Argument(help="A synthesis named under `syntheses`.")],
+    params: ParamsFile = PARAMS,
+) -> None:
+    """Answer the train prompts of a prompt-only safety source: a safe answer (the SFT target
+    and the chosen side) and a harmful one (the rejected side) from a teacher endpoint or a
+    local model, optionally with new prompts rephrased from the seeds; every answer is judged,
+    and what fails is dropped and counted per language and reason.
+
+    Writes data/generated/synthesize/NAME/records.jsonl (read by a `generated` source) and
+    reports/generated/synthesize/NAME.json (kept, dropped and why, tokens and cost).
+    """
+    loaded = load(params)
+    check_named(loaded.syntheses, name, "synthesis", params)
+    report = run_stage(run, loaded, name)
+    dropped = sum(sum(reasons.values()) for reasons in report["dropped"].values())
+    typer.echo(f"{name}: {sum(report['kept'].values())} examples kept, {dropped} dropped")

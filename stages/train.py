@@ -4,12 +4,16 @@ mixture (SFT set or preference set), once per training seed."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, read_jsonl, write_json
 from mixmerge.training.model import check_model_dir
+from stages.commands import PARAMS, ParamsFile, check_named, fail, load
 
 # The mixture form each kind of run trains on, and the columns its trainer reads (the labels
 # stay in the files for analysis).
@@ -57,3 +61,47 @@ def run(params: StudyConfig, kind: str, name: str, root: Path = paths.ROOT) -> d
         with atomic_path(report) as tmp:
             write_json(tmp, metrics)
     return metrics
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+RunName = Annotated[str, typer.Argument(help="A run named under `sft` or `dpo` in params.")]
+
+
+def _train(kind: str, name: str, params: Path) -> None:
+    loaded = load(params)
+    check_named(getattr(loaded, kind), name, f"{kind} run", params)
+    from mixmerge.training.launch import relaunch
+
+    try:
+        if relaunch(loaded.train.runtime, [kind, name, "--params", str(params)]):
+            return
+        metrics = run(loaded, kind, name)
+    except StageError as error:
+        raise fail(error) from None
+    losses = ", ".join(
+        f"{replicate} {figures.get('train_loss', float('nan')):.4f}"
+        for replicate, figures in metrics.items()
+    )
+    typer.echo(f"models/{kind}/{name}: trained, loss {losses}")
+
+
+def sft(name: RunName, params: ParamsFile = PARAMS) -> None:
+    """Supervised fine-tuning of run NAME, once per seed of `seeds`: its initial model on its
+    mixture's SFT set (TRL SFTTrainer, loss on the assistant's tokens, full or LoRA). Resumes
+    from its last checkpoint.
+
+    Writes models/sft/NAME/seed-S, reports/train/sft/NAME.json and the DVCLive folder beside it.
+    """
+    _train("sft", name, params)
+
+
+def dpo(name: RunName, params: ParamsFile = PARAMS) -> None:
+    """Offline DPO of run NAME, once per seed of `seeds`: its initial model (also the
+    reference) on its mixture's preference set (TRL DPOTrainer). Resumes from its last
+    checkpoint.
+
+    Writes models/dpo/NAME/seed-S, reports/train/dpo/NAME.json and the DVCLive folder beside it.
+    """
+    _train("dpo", name, params)

@@ -4,6 +4,9 @@ languages (`translations.<name>`), cached per item, for a `generated` source to 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
@@ -11,6 +14,7 @@ from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, remove, write_json, write_jsonl
 from mixmerge.data.sources import split_of
 from mixmerge.translation import make_translator, translate_records
+from stages.commands import PARAMS, ParamsFile, check_named, load, run_stage
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
@@ -54,3 +58,25 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
     with atomic_path(paths.generated_report("translate", name, root)) as tmp:
         write_json(tmp, report)
     return report
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def command(
+    name: Annotated[str, typer.Argument(help="A translation named under `translations`.")],
+    params: ParamsFile = PARAMS,
+) -> None:
+    """Translate the records of a data source into the study's languages with an MT model
+    (NLLB-200, M2M100) or an LLM endpoint, cached per item: a rerun or a killed run translates
+    only what is missing.
+
+    Writes data/generated/translate/NAME/records.jsonl (read by a `generated` source) and
+    reports/generated/translate/NAME.json (kept, dropped and why, usage).
+    """
+    loaded = load(params)
+    check_named(loaded.translations, name, "translation", params)
+    report = run_stage(run, loaded, name)
+    typer.echo(
+        f"{name}: {sum(report['kept'].values())} records translated; usage {report['usage']}"
+    )

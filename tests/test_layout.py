@@ -19,8 +19,9 @@ from mixmerge.config.profiles import read_params
 from tests.conftest import REPO, copy_repository, run_in
 
 PACKAGES = ("mixmerge", "stages")
-# The stage modules DVC runs; `cli` and `__main__` are the command around them.
-COMMAND = {"stages", "stages.cli", "stages.__main__"}
+# Not stages: the command around them (`cli`, `__main__`), what their commands share
+# (`commands`) and the commands that are not stages (`tools`).
+COMMAND = {"stages", "stages.cli", "stages.__main__", "stages.commands", "stages.tools"}
 
 
 def module_name(file: Path) -> str:
