@@ -1,5 +1,5 @@
-"""The `mixmerge` command: `validate`, one command per pipeline stage, `run`, `warm` and
-`regime`, each declared by its own module (stages/<stage>.py, stages/tools.py) and assembled
+"""The `mixmerge` command: `validate`, one command per pipeline stage, `methods`, `regime`,
+`run` and `warm`, each declared by its own module (stages/<stage>.py, stages/tools.py) and assembled
 here, in the order `--help` lists them.
 
 Every command validates the whole params file before it does anything; a bad file exits with
@@ -52,6 +52,7 @@ COMMANDS = {
     "evaluate": evaluate.command,
     "search": search.command,
     "report": report.command,
+    "methods": tools.methods,
     "regime": tools.regime,
     "run": tools.run,
 }

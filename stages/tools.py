@@ -1,6 +1,6 @@
-"""The commands that are not stages: `validate` a params file, `run` the study's stages (side
-by side here, or on SLURM), `warm` (a warm worker for a command's stages), and `regime`
-(tabulate a regime sweep)."""
+"""The commands that are not stages: `validate` a params file, list the merge `methods`, `run`
+the study's stages (side by side here, or on SLURM), `warm` (a warm worker for a command's
+stages), and `regime` (tabulate a regime sweep)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,16 @@ def validate(
         f"{params}: valid ({len(loaded.languages)} languages, "
         f"{len(loaded.data.sources)} data sources, {len(loaded.mixtures)} mixtures)"
     )
+
+
+def methods() -> None:
+    """List the merge methods `merges` may name: what each computes, what it merges, its
+    parameters (per model and merge-wide) with their defaults and bounds, and its paper, as
+    their definitions in mixmerge/merging/methods.py declare them (docs/merge-methods.md holds
+    this table)."""
+    from mixmerge.merging.registry import method_table
+
+    typer.echo(method_table(), nl=False)
 
 
 def regime(

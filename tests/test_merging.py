@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
 from mixmerge import paths
 from mixmerge.config.common import ParamsError
@@ -28,6 +29,7 @@ from mixmerge.merging.tensors import Parts, TaskVectors, computed, l1_factors
 from mixmerge.merging.weights import check_compatible, read_weights
 from mixmerge.validation import validate_params
 from stages import merge as merge_stage
+from stages.cli import app
 from tests.conftest import REPO, inside
 
 
@@ -595,9 +597,11 @@ def test_a_method_defined_in_one_place_is_validated_merged_exported_and_document
     assert "`share` (default 0.5; in (0, 1])" in method_table()
 
 
-def test_the_docs_method_table_is_the_definitions():
+def test_the_docs_method_table_is_the_definitions_and_the_cli_prints_it():
     docs = (REPO / "docs" / "merge-methods.md").read_text(encoding="utf-8")
-    assert method_table() in docs
+    assert method_table() in docs, "docs/merge-methods.md: paste in what `mixmerge methods` prints"
+    printed = CliRunner().invoke(app, ["methods"])
+    assert printed.exit_code == 0 and printed.output == method_table()
 
 
 # --- the engine and the stage -----------------------------------------------------------------
