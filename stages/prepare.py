@@ -10,7 +10,8 @@ import typer
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, remove, write_json
-from mixmerge.data.prepared import prepare_records, write_prepared
+from mixmerge.data.preparation import prepare_records
+from mixmerge.data.prepared import write_prepared
 from stages.commands import PARAMS, ParamsFile, load, run_stage
 
 

@@ -9,6 +9,7 @@ import json
 import pkgutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,103 @@ def test_runs_depend_on_the_folders_the_paths_module_gives_their_inputs(dvc_stag
         assert str(paths.MODELS / merge["stage"]) in deps
 
 
+# --- each stage's code deps are the code it runs ---------------------------------------------
+# A stage runs its command's module and what that imports, at the top or inside functions, and
+# the schema of each params section it reads (its `params` in dvc.yaml: `merges.${key}` reads
+# `merges`), which the loader applies. The rest of the params loader (stages/commands.py,
+# mixmerge/validation.py with the checks it gathers, the config package past the files it
+# reads params with) is no stage's: it only accepts or refuses params.
+PARAMS_LOADER = {
+    "stages.commands",
+    "mixmerge.validation",
+    "mixmerge.config",
+    "mixmerge.config.study",
+}
+PARAMS_FILES = {"mixmerge/config/common.py", "mixmerge/config/study.py"}
+
+
+def schema_of(section: str) -> set[str]:
+    """The config modules that define params section `section` (its types, all the way down)."""
+    from pydantic import BaseModel
+
+    from mixmerge.config import StudyConfig
+
+    found, todo = set(), [StudyConfig.model_fields[section].annotation]
+    while todo:
+        kind = todo.pop()
+        todo += typing.get_args(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            module = kind.__module__
+            if module.startswith("mixmerge.config") and module not in found:
+                found.add(module)
+                todo += [field.annotation for field in kind.model_fields.values()]
+    return found
+
+
+def code_of(stage_module: str, sections: set[str]) -> set[str]:
+    """The files of the project code `stage_module` runs, reading params `sections`."""
+    graph = project_graph()
+    seen = set()
+    todo = [stage_module, *(m for section in sections for m in schema_of(section))]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += [] if module in PARAMS_LOADER else graph[module]
+    files = {
+        str(path.relative_to(REPO)): module_name(path)
+        for package in PACKAGES
+        for path in (REPO / package).rglob("*.py")
+    }
+    code = {f for f, m in files.items() if m in seen - PARAMS_LOADER} | PARAMS_FILES
+    return {f for f in code if not trivial(f)}
+
+
+def stage_code() -> dict[str, set[str]]:
+    """Per stage of dvc.yaml (a foreach's group), the code it runs."""
+    from stages import cli
+
+    found = {}
+    for group, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
+        body = stage.get("do", stage)
+        cmd = body["cmd"] if isinstance(body["cmd"], str) else body["cmd"][0]
+        sections = {key.split(".")[0] for key in body.get("params", []) if isinstance(key, str)}
+        found[group] = code_of(cli.COMMANDS[cmd.split()[1]].__module__, sections)
+    return found
+
+
+def trivial(file: str) -> bool:
+    """A package's `__init__.py` with nothing but a docstring: no code to change outputs."""
+    body = ast.parse((REPO / file).read_text(encoding="utf-8")).body
+    kept = [n for n in body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    return all(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in kept)
+
+
+def listed(deps: list[str]) -> set[str]:
+    """The Python files that a stage's deps name, one by one or by their folder."""
+    found = set()
+    for dep in deps:
+        if dep.endswith(".py"):
+            found.add(dep)
+        elif dep.startswith(PACKAGES):
+            found |= {str(p.relative_to(REPO)) for p in (REPO / dep).rglob("*.py")}
+    return {f for f in found if not trivial(f)}
+
+
+def test_every_stage_depends_on_exactly_the_code_it_runs(dvc_stages):
+    """A change to code a stage runs re-runs it; a change to any other code does not. Where
+    this fails, the message gives the files to add or take out of its deps in dvc.yaml."""
+    code_by_group = stage_code()
+    wrong = {}
+    for name, (_, deps) in dvc_stages.items():
+        code = code_by_group[name.split("@")[0]]
+        have = listed(deps)
+        missing, extra = sorted(code - have), sorted(have - code)
+        if missing or extra:
+            wrong[name.split("@")[0]] = {"add": missing, "take out": extra}
+    assert wrong == {}
+
+
 def test_a_model_reference_names_its_folder_and_the_stage_that_makes_it():
     assert paths.parse("base") == ("base", "")
     assert paths.parse("sft/mix15").stage == "sft@mix15"
@@ -216,11 +314,13 @@ def stages_seeing_a_change(repo: Path, touched: str) -> set[str]:
         status = json.loads(run_in(["dvc", "status", "--json"], repo))
     finally:
         run_in(["git", "checkout", "--", touched], repo)
+    around = {touched, *(str(folder) for folder in Path(touched).parents)}  # or its folder's
     return {
         stage
         for stage, changes in status.items()
         for change in changes
-        if isinstance(change, dict) and change.get("changed deps", {}).get(touched) == "modified"
+        if isinstance(change, dict)
+        and any(change.get("changed deps", {}).get(dep) == "modified" for dep in around)
     }
 
 
@@ -242,3 +342,15 @@ def test_touching_the_merge_schema_reruns_the_merges_and_what_reads_them(repo_co
 def test_touching_the_training_schema_spares_data_merges_and_evaluation(repo_copy):
     changed = stages_seeing_a_change(repo_copy, "mixmerge/config/training.py")
     assert changed and all(s == "base" or s.startswith(("sft@", "dpo@")) for s in changed)
+
+
+@pytest.mark.slow
+def test_touching_a_data_reader_reruns_the_data_stages_and_spares_what_reads_prepared_data(
+    repo_copy,
+):
+    # What reads the prepared splits (mixtures, merges' probes, evaluation) runs no source's
+    # reader: their new data, when a reader makes other records, re-runs them through prepare.
+    changed = stages_seeing_a_change(repo_copy, "mixmerge/data/sources/table.py")
+    assert "prepare" in changed
+    assert all(s.startswith(("prepare", "translate@", "synthesize@")) for s in changed)
+    assert stages_seeing_a_change(repo_copy, "mixmerge/data/prepared.py") >= {"prepare", "report"}

@@ -11,7 +11,8 @@ from mixmerge.core.errors import StageError
 from mixmerge.core.records import Record
 from mixmerge.data import mixing
 from mixmerge.data.mixtures import build_mixture
-from mixmerge.data.prepared import prepare_records, read_split
+from mixmerge.data.preparation import prepare_records
+from mixmerge.data.prepared import read_split
 from mixmerge.validation import validate_params
 from stages import mix, prepare
 

@@ -520,7 +520,7 @@ def test_dev_is_held_out_of_eval_and_train_and_leaves_eval_as_it_was(tmp_path):
 
 
 def test_prepare_keeps_a_dev_prompt_out_of_every_other_split(tmp_path):
-    from mixmerge.data.prepared import prepare_records
+    from mixmerge.data.preparation import prepare_records
     from mixmerge.validation import validate_params
 
     rows = [{"q": f"Question number {i}?", "a": f"Answer {i}."} for i in range(20)]
