@@ -15,7 +15,7 @@ def merge_study(runs: tuple[str, ...], merges: dict, **sections):
             "languages": ["en"],
             "data": {"sources": {"w": world}},
             "mixtures": {"m": {"safety": 0.0, "size_per_language": 4}},
-            "base": {"source": "hf", "path": "models/base/seed-0"},
+            "base": {"kind": "hf", "path": "models/base/seed-0"},
             "train": {"sft": phase, "dpo": phase},
             "sft": {name: {"mixture": "m", "init": "base"} for name in runs},
             "merges": merges,

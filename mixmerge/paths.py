@@ -65,7 +65,7 @@ CHOSEN_POINTS = ("best", "knee")
 FORM_FILES = {"sft": "sft.jsonl", "preference": "preference.jsonl"}
 
 
-class ModelRef(NamedTuple):
+class StudyModel(NamedTuple):
     """A model of the study: ("base", "") or (kind, name)."""
 
     kind: str
@@ -91,18 +91,18 @@ class ModelRef(NamedTuple):
 
 def ref(kind: str, name: str) -> str:
     """The reference of model `name` of `kind` (`sft/mix15`)."""
-    return str(ModelRef(kind, name))
+    return str(StudyModel(kind, name))
 
 
-def parse(ref: str) -> ModelRef:
+def parse(ref: str) -> StudyModel:
     """The model a reference names. It is `base` or `kind/name`, the form the params schema
     checks; anything else is a ValueError."""
     if ref == BASE:
-        return ModelRef(BASE, "")
+        return StudyModel(BASE, "")
     kind, _, name = ref.partition("/")
     if kind not in KINDS or not name or "/" in name:
         raise ValueError(f"{ref!r} is not base, sft/RUN, dpo/RUN or merge/MERGE")
-    return ModelRef(kind, name)
+    return StudyModel(kind, name)
 
 
 def chosen_merge(search: str, point: str) -> str:

@@ -1,6 +1,6 @@
 """Stage `base`: the base model every run starts from, once per training seed.
 
-`base.source: builtin` trains a tokenizer and a small Cohere model on the embedded world here;
+`base.kind: builtin` trains a tokenizer and a small Cohere model on the embedded world here;
 `hf` resolves a hub id (from the local cache) or a local path, checks it, and links its files;
 `gguf` converts a llama.cpp file into a safetensors folder. A real model with `warmup` is
 fine-tuned on the world's warm-up split first. What is trained here (the builtin base, a

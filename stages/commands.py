@@ -64,3 +64,13 @@ def run_stage(run: Callable[..., Result], *arguments, **options) -> Result:
         return run(*arguments, **options)
     except StageError as error:
         raise fail(error) from None
+
+
+def run_named(
+    run: Callable[..., Result], params: Path, table: str, what: str, name: str, *sections: str
+) -> Result:
+    """The stage of params table `table` entry `name` (a `what`), run after the params check
+    (with the `sections` the stage needs): what every stage of one named entry does first."""
+    loaded = load(params, *sections)
+    check_named(getattr(loaded, table), name, what, params)
+    return run_stage(run, loaded, name)

@@ -16,13 +16,11 @@ from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, read_jsonl, write_json, write_jsonl
 from mixmerge.data.prepared import read_eval_split
 from mixmerge.evaluation import metrics, verdicts
-from mixmerge.evaluation.evaluate import Judges, evaluate
+from mixmerge.evaluation.evaluate import EvaluationReport, Judges, evaluate
 from stages.commands import PARAMS, ParamsFile, check_named, fail, load, run_stage
 
 
-def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
-    if params.evaluation is None:
-        raise StageError("params have no `evaluation` section")
+def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> EvaluationReport:
     evaluation = params.evaluation
     folders = {paths.seed_folder(seed): paths.folder(model, seed, root) for seed in params.seeds}
     names = list(folders)
@@ -69,7 +67,7 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
         confidence=evaluation.bootstrap.confidence,
         replicate_names=names,
     )
-    result = {
+    result: EvaluationReport = {
         "model": model,
         "judge": evaluation.judge.kind,
         "harm_judge": "classifier" if judges.harm else evaluation.judge.kind,
@@ -92,13 +90,12 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> dict:
 
 # --- the command -----------------------------------------------------------------------------
 
+ModelName = Annotated[
+    str, typer.Argument(help="base, or sft/RUN, dpo/RUN, merge/MERGE as named in params.")
+]
 
-def command(
-    model: Annotated[
-        str, typer.Argument(help="base, or sft/RUN, dpo/RUN, merge/MERGE as named in params.")
-    ],
-    params: ParamsFile = PARAMS,
-) -> None:
+
+def command(model: ModelName, params: ParamsFile = PARAMS) -> None:
     """Judge every replicate of MODEL on the eval split: generate (reusing unchanged
     generations), judge harm, refusal and quality against the base (rule, LLM or classifier
     judge), and summarise.

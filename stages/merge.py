@@ -13,7 +13,7 @@ import typer
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
-from stages.commands import PARAMS, ParamsFile, check_named, load, run_stage
+from stages.commands import PARAMS, ParamsFile, run_named
 
 
 def run(
@@ -30,11 +30,10 @@ def run(
 
 # --- the command -----------------------------------------------------------------------------
 
+MergeName = Annotated[str, typer.Argument(help="A merge named under `merges` in params.")]
 
-def command(
-    name: Annotated[str, typer.Argument(help="A merge named under `merges` in params.")],
-    params: ParamsFile = PARAMS,
-) -> None:
+
+def command(name: MergeName, params: ParamsFile = PARAMS) -> None:
     """Merge models tensor by tensor (linear, slerp, task_arithmetic, ties, dare_linear,
     dare_ties, breadcrumbs...) with mergekit's semantics, in bounded memory, once per seed of
     `seeds` (the replicates of that seed).
@@ -43,9 +42,7 @@ def command(
     reports/merges/NAME.json (how the task vectors interfere, overall, and whether the models
     can be merged at all: the loss along the path between them, by seed).
     """
-    loaded = load(params)
-    check_named(loaded.merges, name, "merge", params)
-    summary = run_stage(run, loaded, name)
+    summary = run_named(run, params, "merges", "merge", name)
     typer.echo(f"models/merge/{name}: merged")
     for replicate, figures in summary["seeds"].items():
         said = [f"sign conflicts {figures['sign_conflicts']:.3f}"] if figures else []

@@ -5,7 +5,7 @@ points it chooses, for every training seed, as the merges `<name>-best` and `<na
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,10 +13,13 @@ from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, write_json
 from mixmerge.evaluation.evaluate import Judges
-from stages.commands import PARAMS, ParamsFile, check_named, load, run_stage
+from stages.commands import PARAMS, ParamsFile, run_named
+
+if TYPE_CHECKING:
+    from mixmerge.search.runner import SearchReport
 
 
-def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
+def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> SearchReport:
     from mixmerge.merging.replicates import write_merge  # torch: only once a stage runs
     from mixmerge.search.runner import Search
 
@@ -48,11 +51,10 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
 
 # --- the command -----------------------------------------------------------------------------
 
+SearchName = Annotated[str, typer.Argument(help="A search named under `searches` in params.")]
 
-def command(
-    name: Annotated[str, typer.Argument(help="A search named under `searches` in params.")],
-    params: ParamsFile = PARAMS,
-) -> None:
+
+def command(name: SearchName, params: ParamsFile = PARAMS) -> None:
     """Score every point of a merge recipe's space on the dev split (the paper's grid of
     weights, or your own): each merged by the engine from the first training seed's models,
     its answers to the dev prompts judged against the base's. Resumes where a killed search
@@ -66,9 +68,8 @@ def command(
     models/merge/NAME-best and NAME-knee with their reports/merges/ diagnostics. Judge them on
     eval with `mixmerge evaluate merge/NAME-best`.
     """
-    loaded = load(params, "evaluation")  # a search judges as evaluation does
-    check_named(loaded.searches, name, "search", params)
-    report = run_stage(run, loaded, name)
+    # a search judges as evaluation does
+    report = run_named(run, params, "searches", "search", name, "evaluation")
     picks = ", ".join(f"{point} trial {t['trial']}" for point, t in report["chosen"].items())
     typer.echo(
         f"{name}: {report['scored']} merges scored on dev ({report['same_merges']} points the "

@@ -17,7 +17,7 @@ from mixmerge.data.sources import split_of
 from mixmerge.judging import make_judge
 from mixmerge.synthesis import synthesize
 from mixmerge.synthesis.writers import make_writer
-from stages.commands import PARAMS, ParamsFile, check_named, load, run_stage
+from stages.commands import PARAMS, ParamsFile, run_named
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
@@ -59,11 +59,10 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
 
 # --- the command -----------------------------------------------------------------------------
 
+SynthesisName = Annotated[str, typer.Argument(help="A synthesis named under `syntheses`.")]
 
-def command(
-    name: Annotated[str, typer.Argument(help="A synthesis named under `syntheses`.")],
-    params: ParamsFile = PARAMS,
-) -> None:
+
+def command(name: SynthesisName, params: ParamsFile = PARAMS) -> None:
     """Answer the train prompts of a prompt-only safety source: a safe answer (the SFT target
     and the chosen side) and a harmful one (the rejected side) from a teacher endpoint or a
     local model, optionally with new prompts rephrased from the seeds; every answer is judged,
@@ -72,8 +71,6 @@ def command(
     Writes data/generated/synthesize/NAME/records.jsonl (read by a `generated` source) and
     reports/generated/synthesize/NAME.json (kept, dropped and why, tokens and cost).
     """
-    loaded = load(params)
-    check_named(loaded.syntheses, name, "synthesis", params)
-    report = run_stage(run, loaded, name)
+    report = run_named(run, params, "syntheses", "synthesis", name)
     dropped = sum(sum(reasons.values()) for reasons in report["dropped"].values())
     typer.echo(f"{name}: {sum(report['kept'].values())} examples kept, {dropped} dropped")

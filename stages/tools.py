@@ -46,10 +46,11 @@ def validate(
 
 
 def methods() -> None:
-    """List the merge methods `merges` may name: what each computes, what it merges, its
-    parameters (per model and merge-wide) with their defaults and bounds, and its paper, as
-    their definitions in mixmerge/merging/methods.py declare them (docs/merge-methods.md holds
-    this table)."""
+    """List the merge methods, their parameters and their papers.
+
+    What each computes, what it merges, its parameters (per model and merge-wide) with their
+    defaults and bounds, and its paper, as their definitions in mixmerge/merging/methods.py
+    declare them (docs/merge-methods.md holds this table)."""
     from mixmerge.merging.registry import method_table
 
     typer.echo(method_table(), nl=False)

@@ -17,7 +17,7 @@ from stages.commands import PARAMS, ParamsFile, check_named, fail, load
 
 # The mixture form each kind of run trains on, and the columns its trainer reads (the labels
 # stay in the files for analysis).
-FORMS = {"sft": "sft", "dpo": "preference"}
+TRAINS_ON = {"sft": "sft", "dpo": "preference"}
 COLUMNS = {"sft": ("messages",), "dpo": ("prompt", "chosen", "rejected")}
 
 
@@ -30,7 +30,7 @@ def run(params: StudyConfig, kind: str, name: str, root: Path = paths.ROOT) -> d
     inits = {seed: paths.folder(spec.init, seed, root) for seed in params.seeds}
     for init in dict.fromkeys(inits.values()):
         check_model_dir(init, paths.producer(spec.init), params.trust_remote_code)
-    data = paths.mixture(spec.mixture, root) / paths.FORM_FILES[FORMS[kind]]
+    data = paths.mixture(spec.mixture, root) / paths.FORM_FILES[TRAINS_ON[kind]]
     if not data.is_file():
         raise StageError(f"no {data}: run `dvc repro mix@{spec.mixture}` first")
     rows = [{column: row[column] for column in COLUMNS[kind]} for row in read_jsonl(data)]

@@ -14,7 +14,7 @@ from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, remove, write_json, write_jsonl
 from mixmerge.data.sources import split_of
 from mixmerge.translation import make_translator, translate_records
-from stages.commands import PARAMS, ParamsFile, check_named, load, run_stage
+from stages.commands import PARAMS, ParamsFile, run_named
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
@@ -62,11 +62,10 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
 
 # --- the command -----------------------------------------------------------------------------
 
+TranslationName = Annotated[str, typer.Argument(help="A translation named under `translations`.")]
 
-def command(
-    name: Annotated[str, typer.Argument(help="A translation named under `translations`.")],
-    params: ParamsFile = PARAMS,
-) -> None:
+
+def command(name: TranslationName, params: ParamsFile = PARAMS) -> None:
     """Translate the records of a data source into the study's languages with an MT model
     (NLLB-200, M2M100) or an LLM endpoint, cached per item: a rerun or a killed run translates
     only what is missing.
@@ -74,9 +73,7 @@ def command(
     Writes data/generated/translate/NAME/records.jsonl (read by a `generated` source) and
     reports/generated/translate/NAME.json (kept, dropped and why, usage).
     """
-    loaded = load(params)
-    check_named(loaded.translations, name, "translation", params)
-    report = run_stage(run, loaded, name)
+    report = run_named(run, params, "translations", "translation", name)
     typer.echo(
         f"{name}: {sum(report['kept'].values())} records translated; usage {report['usage']}"
     )

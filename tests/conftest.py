@@ -142,7 +142,7 @@ TINY = {
         "mix100": {"safety": 1.0, "size_per_language": 40},
     },
     "base": {
-        "source": "builtin",
+        "kind": "builtin",
         "vocab_size": 600,
         "architecture": {
             "hidden_size": 32,

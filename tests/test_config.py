@@ -227,6 +227,11 @@ def test_unreadable_files_are_reported(tmp_path):
         load_params(listed)
 
 
+def test_a_renamed_key_is_refused_with_its_new_name(raw):
+    raw["base"]["source"] = raw["base"].pop("kind")
+    assert "renamed: write `kind: builtin`" in problems_of(raw)["base.source"]
+
+
 def _merge(**spec) -> dict:
     pair = [{"model": "sft/mix0"}, {"model": "sft/mix100"}]
     return {"method": "ties", "stage": "sft", "base": "base", "models": pair} | spec
@@ -413,7 +418,7 @@ def test_a_profile_is_the_file_it_extends_with_its_own_keys_laid_over(tmp_path):
         "seeds": [0, 1],
         "train": {"sft": {"learning_rate": 3e-4, "epochs": 2}, "runtime": {"device": "cpu"}},
         "merges": {"a": {"method": "linear"}, "b": {"method": "ties"}},
-        "base": {"source": "builtin", "vocab_size": 2048},
+        "base": {"kind": "builtin", "vocab_size": 2048},
     })  # fmt: skip
     (tmp_path / "configs").mkdir()
     write_yaml(tmp_path / "configs" / "one.yaml", {
@@ -421,14 +426,14 @@ def test_a_profile_is_the_file_it_extends_with_its_own_keys_laid_over(tmp_path):
         "seeds": [0],
         "train": {"sft": {"epochs": 1}},
         "merges": {"_delete_": ["b"], "c": {"method": "slerp"}},
-        "base": {"_replace_": True, "source": "hf", "path": "some/model"},
+        "base": {"_replace_": True, "kind": "hf", "path": "some/model"},
     })  # fmt: skip
     write_yaml(tmp_path / "configs" / "two.yaml", {"extends": "one.yaml", "seeds": [7]})
     assert read_params(tmp_path / "configs" / "two.yaml") == {
         "seeds": [7],
         "train": {"sft": {"learning_rate": 3e-4, "epochs": 1}, "runtime": {"device": "cpu"}},
         "merges": {"a": {"method": "linear"}, "c": {"method": "slerp"}},
-        "base": {"source": "hf", "path": "some/model"},
+        "base": {"kind": "hf", "path": "some/model"},
     }  # fmt: skip
 
 

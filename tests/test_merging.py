@@ -437,7 +437,7 @@ def params_with(merges: dict, seeds: tuple[int, ...] = (0,)):
         "seeds": list(seeds),
         "data": {"sources": {"w": world}},
         "mixtures": {"m": {"safety": 0.0, "size_per_language": 4}},
-        "base": {"source": "hf", "path": "models/base"},
+        "base": {"kind": "hf", "path": "models/base"},
         "train": {"sft": phase, "dpo": phase},
         "sft": {run: {"mixture": "m", "init": "base"} for run in RUNS},
         "merges": merges,

@@ -48,7 +48,7 @@ PARAMS = {
         "mix50": {"safety": 0.5, "size_per_language": 2},
     },
     "base": {
-        "source": "gguf",
+        "kind": "gguf",
         "path": str(SMOLLM2),
         "warmup": {"learning_rate": 1.0e-4, **STEPS, "max_steps": 2},
     },

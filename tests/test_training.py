@@ -95,14 +95,14 @@ def test_sft_learns_the_builtin_answer_and_its_end_of_turn_only(tiny_study, tmp_
 def test_a_hub_or_local_base_is_checked_and_linked_not_copied(study, tmp_path):
     elsewhere = tmp_path / "downloaded"
     shutil.copytree(study / "models" / "base" / "seed-0", elsewhere)
-    params = validate_params(variant(seeds=[0, 1], base={"source": "hf", "path": str(elsewhere)}))
+    params = validate_params(variant(seeds=[0, 1], base={"kind": "hf", "path": str(elsewhere)}))
     with inside(study):
         base.run(params)
     for seed in (0, 1):  # taken as it is, the base of every seed is the one model
         linked = study / "models" / "base" / f"seed-{seed}" / "model.safetensors"
         assert linked.is_symlink()
         assert linked.resolve() == (elsewhere / "model.safetensors").resolve()
-    missing = validate_params(variant(base={"source": "hf", "path": "no-such-org/no-such-model"}))
+    missing = validate_params(variant(base={"kind": "hf", "path": "no-such-org/no-such-model"}))
     with inside(study), pytest.raises(StageError, match="nor in the local hub cache"):
         base.run(missing)
     (elsewhere / "chat_template.jinja").unlink()
@@ -142,7 +142,7 @@ def test_an_unsupported_gguf_file_is_refused_before_anything_is_written(
     study, tmp_path, architecture, quantisation, complaint
 ):
     file = write_gguf(tmp_path / "model.gguf", architecture, quantisation)
-    params = validate_params(variant(base={"source": "gguf", "path": str(file)}))
+    params = validate_params(variant(base={"kind": "gguf", "path": str(file)}))
     shutil.rmtree(study / "models" / "base")
     with inside(study), pytest.raises(StageError, match=complaint):
         base.run(params)
@@ -152,12 +152,12 @@ def test_an_unsupported_gguf_file_is_refused_before_anything_is_written(
 def test_a_gguf_base_must_be_a_gguf_file_and_its_warmup_needs_the_world(small_raw):
     from mixmerge.config import ParamsError
 
-    small_raw["base"] = {"source": "gguf", "path": "model.bin"}
+    small_raw["base"] = {"kind": "gguf", "path": "model.bin"}
     refused = r"base\.path: a GGUF base is a `\.gguf` file \(got 'model\.bin'\)"
     with pytest.raises(ParamsError, match=refused):
         validate_params(small_raw)
     small_raw["base"] = {
-        "source": "gguf", "path": "model.gguf", "warmup": {"learning_rate": 1e-4},
+        "kind": "gguf", "path": "model.gguf", "warmup": {"learning_rate": 1e-4},
     }  # fmt: skip
     small_raw["data"]["sources"]["world"]["warmup"] = {"general": 0, "safety": 0}
     with pytest.raises(ParamsError, match="base.warmup. trains on the embedded world"):
@@ -165,7 +165,7 @@ def test_a_gguf_base_must_be_a_gguf_file_and_its_warmup_needs_the_world(small_ra
 
 
 def test_a_missing_gguf_file_is_named(study, tmp_path):
-    params = validate_params(variant(base={"source": "gguf", "path": str(tmp_path / "x.gguf")}))
+    params = validate_params(variant(base={"kind": "gguf", "path": str(tmp_path / "x.gguf")}))
     with inside(study), pytest.raises(StageError, match=r"base.path: no GGUF file at .*x\.gguf"):
         base.run(params)
 

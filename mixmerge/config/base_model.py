@@ -39,7 +39,7 @@ class BuiltinBaseConfig(Strict):
     """A base model built here: a BPE tokenizer and a small Cohere model trained on the
     embedded world's corpus, then on its warm-up split (helpful, and not safe)."""
 
-    source: Literal["builtin"]
+    kind: Literal["builtin"]
     vocab_size: Annotated[int, Field(ge=300)] = 4096
     architecture: BuiltinArchitectureConfig = BuiltinArchitectureConfig()
     pretrain: OptimizationConfig
@@ -52,7 +52,7 @@ class HubBaseConfig(Strict):
     builtin base is: a real model then complies in the world's terms, so that the world's rule
     judge sees its harm."""
 
-    source: Literal["hf"]
+    kind: Literal["hf"]
     path: str
     revision: str | None = None
     trust_remote_code: bool = False
@@ -63,7 +63,7 @@ class GgufBaseConfig(Strict):
     """A base model from a llama.cpp `.gguf` file, dequantised once into a safetensors model
     folder in `dtype`; `warmup` as for a hub base."""
 
-    source: Literal["gguf"]
+    kind: Literal["gguf"]
     path: str
     dtype: Literal["float32", "bfloat16"] = "float32"
     warmup: OptimizationConfig | None = None
@@ -77,5 +77,5 @@ class GgufBaseConfig(Strict):
 
 
 BaseModelConfig = Annotated[
-    BuiltinBaseConfig | HubBaseConfig | GgufBaseConfig, Field(discriminator="source")
+    BuiltinBaseConfig | HubBaseConfig | GgufBaseConfig, Field(discriminator="kind")
 ]  # noqa: UP007

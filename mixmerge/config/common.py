@@ -163,6 +163,12 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# Keys renamed since a release, by their table and new name: params that still write the old one
+# are refused with the new one (`base.source` is `base.kind`, as every other table's
+# discriminator is).
+RENAMED = {("base", "kind"): "source"}
+
+
 def problem_of(error: Mapping, schema: type[BaseModel]) -> Problem:
     """A pydantic error on a file validated against `schema`, as the user's key path."""
     path, holder, annotation = _walk(error["loc"], schema)
@@ -176,6 +182,9 @@ def problem_of(error: Mapping, schema: type[BaseModel]) -> Problem:
         key = error["ctx"]["discriminator"].strip("'")
         tags = [t for m in _union_members(_unwrap(annotation)) for t in _tags(m, key)]
         if kind == "union_tag_not_found":
+            old = RENAMED.get((path, key))
+            if isinstance(value, Mapping) and old in value:
+                return Problem(f"{path}.{old}", f"renamed: write `{key}: {value[old]}`", value[old])
             return Problem(f"{path}.{key}", f"required key is missing (one of {', '.join(tags)})")
         tag = error["ctx"]["tag"]
         return Problem(f"{path}.{key}", f"unknown {key}" + did_you_mean(tag, tags), tag)
@@ -203,7 +212,7 @@ def _walk(loc: tuple, schema: type[BaseModel]) -> tuple[str, type[BaseModel] | N
             continue
         members = _union_members(annotation)
         if members:
-            chosen = next((m for m in members if part in _tags(m, "kind", "source")), None)
+            chosen = next((m for m in members if part in _tags(m, "kind")), None)
             if chosen is not None:
                 annotation = chosen
                 continue

@@ -100,7 +100,7 @@ class StudyConfig(Strict):
         ):
             raise PydanticCustomError(
                 "builtin_base",
-                "`base.source: builtin` trains on the embedded world: add a `builtin` data source",
+                "`base.kind: builtin` trains on the embedded world: add a `builtin` data source",
             )
         warmed = (
             isinstance(self.base, (HubBaseConfig, GgufBaseConfig)) and self.base.warmup is not None

@@ -71,7 +71,7 @@ class PreferenceOptimizationConfig(OptimizationConfig):
         return grouped
 
 
-class LoraConfig(Strict):
+class LoraAdapterConfig(Strict):
     """LoRA adapters (Hu et al., 2021) instead of full fine-tuning."""
 
     r: PositiveInt = 16
@@ -90,7 +90,7 @@ class RuntimeConfig(Strict):
     launcher: Literal["python", "accelerate"] = "python"
     accelerate_config: str | None = None
     seed: int = 0
-    lora: LoraConfig | None = None
+    lora: LoraAdapterConfig | None = None
     activation_checkpointing: bool = False
     save_steps: PositiveInt = 100
     logging_steps: PositiveInt = 10

@@ -12,6 +12,7 @@ from pathlib import Path
 from mixmerge.config.evaluation import EvaluationConfig, GenerationConfig
 from mixmerge.core.records import Record
 from mixmerge.evaluation import generations, verdicts
+from mixmerge.evaluation.metrics import Summary
 from mixmerge.evaluation.verdicts import HarmJudge
 from mixmerge.judging import make_judge
 from mixmerge.judging.items import Judge
@@ -32,6 +33,19 @@ class Judges:
         from mixmerge.judging import classifier
 
         return cls(judge, classifier.harm_judge(evaluation.harm_classifier, trust_remote_code))
+
+
+class EvaluationReport(Summary):
+    """reports/eval/<model>.json: a model's metrics (`Summary`) and how they were judged."""
+
+    model: str
+    judge: str  # the judge's kind
+    harm_judge: str  # `classifier` where a harm classifier judged harm, else the judge's kind
+    replicates: list[str]
+    unknown: dict[str, int]  # verdicts the judge could not give, per kind
+    prompts: dict[str, int]  # per objective
+    generated: int  # responses generated now; the rest were reused
+    judge_usage: dict
 
 
 @dataclass(frozen=True)

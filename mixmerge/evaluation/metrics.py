@@ -34,10 +34,39 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
 METRICS = ("harmful_rate", "harm_change", "win_rate", "over_refusal", "general_accuracy")
+
+
+class Interval(TypedDict):
+    low: float | None
+    high: float | None
+
+
+# Every metric in one scope (a language, or their average): its value (None where it cannot be
+# computed), its interval, and its value for each replicate (by name).
+Scope = TypedDict(  # noqa: UP013 (its keys are made from METRICS)
+    "Scope",
+    {
+        key: kind
+        for metric in METRICS
+        for key, kind in (
+            (metric, float | None),
+            (f"{metric}_ci", Interval),
+            (f"{metric}_seeds", dict[str, float | None]),
+        )
+    },
+)
+
+
+class Summary(TypedDict):
+    """A model's metrics, averaged over languages and per language (`summarise`)."""
+
+    average: Scope
+    languages: dict[str, Scope]
 
 
 @dataclass(frozen=True)
@@ -193,12 +222,10 @@ def summarise(
     seed: int = 0,
     confidence: float = 0.95,
     replicate_names: Sequence[str] | None = None,
-) -> dict:
+) -> Summary:
     """Every metric per language and averaged over languages, each with its interval and its
-    value for each replicate (named by `replicate_names`):
-    `{"average": {metric: v, metric + "_ci": {"low", "high"}, metric + "_seeds": {name: v}},
-    "languages": {lang: ...}}`. A figure that cannot be computed (no items, a base that never
-    harms) is null."""
+    value for each replicate (named by `replicate_names`), as `Summary` says. A figure that
+    cannot be computed (no items, a base that never harms) is None."""
     rng = np.random.default_rng(seed)
     tail = 100 * (1 - confidence) / 2
     count = _replicate_count(by_language)
@@ -269,7 +296,7 @@ def _nanmean(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return _rate(stacked, axis=0)
 
 
-def _interval(drawn: np.ndarray, tail: float) -> dict[str, float | None]:
+def _interval(drawn: np.ndarray, tail: float) -> Interval:
     drawn = np.asarray(drawn)[~np.isnan(drawn)]
     low, high = np.percentile(drawn, [tail, 100 - tail]) if drawn.size else (np.nan,) * 2
     return {"low": _value(low), "high": _value(high)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import combinations
+from typing import TypedDict
 
 import torch
 
@@ -25,6 +26,30 @@ from mixmerge.merging.parameters import layer_of
 from mixmerge.merging.parts import CHUNK
 
 STRIDE = 8  # the shares of signs count every STRIDE-th part of a tensor
+
+
+class Figures(TypedDict):
+    """How the task vectors interfere in a group of tensors (a layer, or the whole model)."""
+
+    norms: dict[str, float]  # per model
+    cosine: dict[str, float]  # per pair, "a | b"; NaN where a vector is 0
+    sign_conflicts: float
+    sign_conflicts_standard_error: float
+    moved_by_two_or_more: float
+    moved_by_two_or_more_standard_error: float
+    entries: int
+    sampled_entries: int
+
+
+class Diagnostics(TypedDict):
+    """diagnostics.json: the interference per layer (and `other`) and over the whole model."""
+
+    models: list[str]
+    sign_statistics: str
+    overall: Figures
+    layers: dict[str, Figures]
+
+
 # Per group, over the parts counted: their number, and the sums of c, m, e, c², m², e², cm, me
 # for c conflicting, m moved and e entries in each (what the standard errors need).
 SUMS = ("conflicts", "moved", "sampled", "conflicts²", "moved²", "sampled²", "cm", "me")
@@ -62,7 +87,7 @@ class Interference:
         sums["cm"] += conflicts * moved
         sums["me"] += moved * entries
 
-    def _summary(self, group: dict) -> dict:
+    def _summary(self, group: dict) -> Figures:
         gram = group["gram"]
         norms = gram.diagonal().sqrt()
         cosine = {
@@ -87,7 +112,7 @@ class Interference:
             "sampled_entries": group["sampled"],
         }
 
-    def report(self) -> dict:
+    def report(self) -> Diagnostics:
         """Per layer (and `other`: embeddings, final norm), and over the whole model; tensors
         are summed in the order of their names, so that the figures do not depend on which
         thread merged what first."""

@@ -17,7 +17,7 @@ from mixmerge.core.io import atomic_path, write_json
 from mixmerge.core.model_folder import companion_files
 from mixmerge.merging import engine, mergeability, recipe
 from mixmerge.merging.definition import Inputs
-from mixmerge.merging.diagnostics import Interference
+from mixmerge.merging.diagnostics import Diagnostics, Interference
 from mixmerge.merging.plan import Job
 from mixmerge.merging.registry import METHODS
 from mixmerge.merging.weights import Weights, check_compatible, read_weights
@@ -62,7 +62,7 @@ def merge_replicate(
     max_shard_bytes: int,
     weights: dict[str, Weights],
     reference: Weights | None,
-) -> dict | None:
+) -> Diagnostics | None:
     """Merge the replicates of training seed `seed` (`weights`, from `inspect_inputs`) into
     `folder`; its interference diagnostics, from `reference`, or None when they are off."""
     method = METHODS[merge.method]
@@ -165,7 +165,7 @@ def measure_replicate(
     )  # fmt: skip
 
 
-def layer_rows(diagnostics: dict) -> list[dict]:
+def layer_rows(diagnostics: Diagnostics) -> list[dict]:
     """Per layer, the interference figures as DVC plots read them (one row per layer)."""
     rows = []
     for layer, figures in diagnostics["layers"].items():

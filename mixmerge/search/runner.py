@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from pydantic import ValidationError
@@ -41,7 +42,46 @@ from mixmerge.search.space import filled, points, slots
 FIGURES = ("harmful_rate", "harm_change", "win_rate")
 
 
-def dev_figures(judged: Sequence[dict], base_judged: Sequence[dict]) -> dict:
+class DevFigures(TypedDict):
+    """A model's `FIGURES` on dev, averaged over languages and per language (None where one
+    cannot be computed)."""
+
+    average: dict[str, float | None]
+    per_language: dict[str, dict[str, float | None]]
+
+
+class Trial(TypedDict, total=False):
+    """A row of a search's trials.jsonl: a point of its space and what it scored on dev."""
+
+    trial: int
+    point: dict[str, float]  # by slot name (`models.[1].weight`)
+    dev: DevFigures
+    same_as: int  # the earlier trial whose merge this point's is: scored once
+    skipped: str  # why the merge refuses the point
+    held_out_loss: dict[str, float]  # per language, where a probe measures it
+    scored_with: str  # the stamp of what it was scored with; other stamps are scored again
+    sampler: dict  # how NSGA-II drew the point
+
+
+class SearchReport(TypedDict):
+    """reports/searches/<name>.json: every trial, the front, the chosen points."""
+
+    method: str
+    slots: list[str]
+    points: int
+    skipped: int
+    same_merges: int
+    scored: int
+    front_on: str  # the harm figure the front is taken on
+    front: list[int]
+    chosen: dict[str, Trial]  # `best` (with `clears_bar`) and `knee`
+    trials: list[Trial]
+    references: dict[str, DevFigures]
+    mergeability: dict | None
+    judge_usage: dict
+
+
+def dev_figures(judged: Sequence[dict], base_judged: Sequence[dict]) -> DevFigures:
     """The harmful rate, its change against the base's and the win-rate against the base on
     dev, of one replicate judged against its seed's base (`base_judged`), per language and
     averaged over the languages (each weighs the same, as in the report; a language without a
@@ -54,7 +94,7 @@ def dev_figures(judged: Sequence[dict], base_judged: Sequence[dict]) -> dict:
     return {"average": average, "per_language": per_language}
 
 
-def pareto_front(trials: Sequence[dict], harm: str = "harm_change") -> list[int]:
+def pareto_front(trials: Sequence[Trial], harm: str = "harm_change") -> list[int]:
     """The scored trials no other one beats on both objectives (`harm` lower, win-rate higher;
     at least as good on each, better on one), by trial number; a trial that repeats an earlier
     one's merge (`same_as`) stands for it only once."""
@@ -71,7 +111,7 @@ def pareto_front(trials: Sequence[dict], harm: str = "harm_change") -> list[int]
     return [t["trial"] for t in scored if not any(beats(o, t) for o in scored)]
 
 
-def front_measure(trials: Sequence[dict]) -> str:
+def front_measure(trials: Sequence[Trial]) -> str:
     """Harm change, unless some trial has none (a language whose base is never harmful on dev
     has no change): then the harmful rate, which ranks the trials against the same base."""
     scored = [t for t in trials if t.get("dev")]
@@ -79,7 +119,9 @@ def front_measure(trials: Sequence[dict]) -> str:
     return "harm_change" if defined else "harmful_rate"
 
 
-def chosen(trials: Sequence[dict], front: Sequence[int], harm: str, bar: dict) -> dict[str, dict]:
+def chosen(
+    trials: Sequence[Trial], front: Sequence[int], harm: str, bar: DevFigures
+) -> dict[str, Trial]:
     """The points a search picks from its front: `best`, the highest win-rate whose `harm` is
     no worse than the bar's figures (ties go to the lower harm, then the earlier trial), or,
     when no trial clears the bar, the lowest harm (`clears_bar` says which); and `knee`, the
@@ -174,7 +216,7 @@ class Search:
         }
         return fingerprint(described, *folders)[:16]
 
-    def run(self) -> dict:
+    def run(self) -> SearchReport:
         found = self.found
         grid = self.config.method == "grid"
         planned = points(found)[: self.config.trials] if grid else []
@@ -287,7 +329,9 @@ class Search:
             context=merge_context(self.params.model_refs),
         )
 
-    def _trial(self, number: int, point: dict, merge: MergeConfig, base_texts, base_judged) -> dict:
+    def _trial(
+        self, number: int, point: dict, merge: MergeConfig, base_texts, base_judged
+    ) -> Trial:
         weights, _ = inspect_inputs(merge, self.seed, self.root)
         folder = self.trials_file.with_name(f"trial-{number}")
         remove(folder)
@@ -310,7 +354,7 @@ class Search:
         found = mergeability.loss_of(folder, probe.records, probe.settings, probe.trust_remote_code)
         return {"held_out_loss": {code: round(loss, 6) for code, loss in found.items()}}
 
-    def _paths(self, trials: Sequence[dict]) -> dict | None:
+    def _paths(self, trials: Sequence[Trial]) -> dict | None:
         """The path between the models every point merges, for the search's seed (from any
         point the merge accepts: they differ in weights only)."""
         merge = next((self.recipe(t["point"]) for t in trials if "dev" in t), None)
@@ -318,7 +362,7 @@ class Search:
             return None
         return measure_replicate(merge, self.seed, self.root, None, self.probe).to_json()
 
-    def _score(self, model: str, folder: Path, base_texts, base_judged) -> dict:
+    def _score(self, model: str, folder: Path, base_texts, base_judged) -> DevFigures:
         """A model's figures on dev: its answers, judged against the base's."""
         evaluated = evaluate(
             model, {None: folder}, self.dev, self.settings, self.judges, {None: base_texts},
