@@ -4,6 +4,7 @@ stages), and `regime` (tabulate a regime sweep)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -111,6 +112,14 @@ def run(
         str | None,
         typer.Option("--name", "-n", help="The sweep's experiments are named NAME-1, NAME-2..."),
     ] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run a profile (configs/NAME.yaml) in a workspace of its own, .profiles/NAME/, "
+            "leaving params.yaml as it is.",
+            dir_okay=False,
+        ),
+    ] = None,
     params: ParamsFile = PARAMS,
 ) -> None:
     """Run what `dvc repro` would, with independent stages at once: side by side here
@@ -119,10 +128,22 @@ def run(
     through DVC, which stays the record of what ran (dvc.lock); a failed stage cancels the
     stages that need it, and a rerun runs only what is missing. With `-S`, each point of the
     sweep runs as a DVC experiment (`dvc exp run --temp`), N at once or one SLURM job each,
-    and computes only the stages its params change."""
+    and computes only the stages its params change. With `--profile`, all of this runs in the
+    profile's own workspace, .profiles/NAME/: a git worktree of this code (uncommitted changes
+    to tracked files included) whose params.yaml is the composed profile, with its own outputs
+    and dvc.lock, and the DVC cache shared (README, Profiles)."""
     from mixmerge import cluster
+    from mixmerge.cluster import profile as profiles
 
     root = Path.cwd()
+    if profile is not None:
+        if not (status or cancel):
+            load(profile)  # a bad profile makes no workspace
+            root = run_stage(profiles.workspace, root, profile)
+        else:
+            root = root / profiles.FOLDER / profile.stem
+        os.chdir(root)  # DVC takes targets where it runs
+        params = Path("params.yaml")  # the workspace's: the profile, composed
     if status or cancel:
         if cancel:
             run_stage(cluster.cancel, root)

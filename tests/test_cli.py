@@ -11,9 +11,10 @@ import typer.main
 import yaml
 from typer.testing import CliRunner
 
+from mixmerge.config.profiles import resolved_text
 from stages import cli
 from stages.cli import app
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_repository, run_in
 
 runner = CliRunner()
 COMMANDS = sorted(typer.main.get_command(app).commands)
@@ -160,3 +161,26 @@ def test_run_names_an_unknown_executor_and_refuses_a_detached_local_run(tmp_path
     assert "no executor 'slurn'; did you mean 'slurm'?" in unknown.output
     detached = runner.invoke(app, ["run", "--detach"])
     assert detached.exit_code == 2 and "--detach needs --executor slurm" in detached.output
+
+
+@pytest.mark.slow
+def test_a_profile_runs_through_dvc_in_its_own_workspace_leaving_params_yaml_alone(tmp_path):
+    repo = copy_repository(tmp_path / "study")
+    before = {name: (repo / name).read_bytes() for name in ("params.yaml", "dvc.lock")}
+    profile = Path("configs/smoke.yaml")
+    (repo / "stages" / "mix.py").write_text(  # an uncommitted change: the run takes it
+        (repo / "stages" / "mix.py").read_text() + "# changed, not committed\n"
+    )
+    run_in(["mixmerge", "run", "--profile", str(profile), "mix@mix15"], repo)
+    workspace = repo / ".profiles" / "smoke"
+    assert {name: (repo / name).read_bytes() for name in before} == before
+    assert not (repo / "data" / "prepared").exists()
+    assert (workspace / "params.yaml").read_text() == resolved_text(repo / profile)
+    assert "# changed, not committed" in (workspace / "stages" / "mix.py").read_text()
+    manifest = json.loads((workspace / "reports/mixtures/mix15.json").read_text())
+    assert manifest["realised"]["examples"] == 40 * 6  # the profile's size, not params.yaml's
+    assert json.loads(run_in(["dvc", "status", "--json", "mix@mix15"], workspace)) == {}
+    assert run_in(["git", "status", "--porcelain"], repo).strip() == "M stages/mix.py"
+    # Run again: the workspace follows the code, and nothing is left to run.
+    again = run_in(["mixmerge", "run", "--profile", str(profile), "mix@mix15"], repo)
+    assert "nothing to run" in again
