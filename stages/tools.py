@@ -142,6 +142,8 @@ def run(
             root = run_stage(profiles.workspace, root, profile)
         else:
             root = root / profiles.FOLDER / profile.stem
+            if not root.is_dir():
+                raise fail(f"{profile} has not run here: no {root}", 2)
         os.chdir(root)  # DVC takes targets where it runs
         params = Path("params.yaml")  # the workspace's: the profile, composed
     if status or cancel:
