@@ -28,7 +28,7 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> SearchReport
     search = Search(params, name, root, judges, trials_file)
     report = search.run()
     for point, trial in report["chosen"].items():
-        merge = search.recipe(trial["point"], diagnostics=True)
+        merge = search.merge_at(trial["point"], diagnostics=True)
         write_merge(
             paths.chosen_merge(name, point), merge, params.seeds, root,
             params.searches[name].max_shard_bytes, search.probe,

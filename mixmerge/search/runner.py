@@ -239,7 +239,7 @@ class Search:
                 scored[ref] = {"reference": ref, "dev": figures, "scored_with": stamp}
                 self._append([scored[ref]])
         merged = {  # a recipe's canonical form: the trial that merged it
-            _form(self.recipe(row["point"])): number
+            _form(self.merge_at(row["point"])): number
             for number, row in sorted(done.items())
             if "dev" in row and "same_as" not in row
         }
@@ -252,7 +252,7 @@ class Search:
                 history = [done[k] for k in range(number)]
                 point, marks = propose(found, history, self.config.seed, self.config.population)
             try:
-                merge = self.recipe(point)
+                merge = self.merge_at(point)
             except ValidationError as error:
                 refused = "; ".join(e["msg"] for e in error.errors())
                 row = {"trial": number, "point": point, "skipped": refused}
@@ -320,7 +320,7 @@ class Search:
         )  # fmt: skip
         return [row["text"] for row in base.generations], base.judgments
 
-    def recipe(self, point: dict, diagnostics: bool = False) -> MergeConfig:
+    def merge_at(self, point: dict, diagnostics: bool = False) -> MergeConfig:
         """The merge at `point`; a ValidationError where the merge refuses it (weights that
         sum to zero). Trials are scored, not kept: diagnostics are left to the chosen merges."""
         recipe = filled(self.config.merge, self.found, point)
@@ -357,7 +357,7 @@ class Search:
     def _paths(self, trials: Sequence[Trial]) -> dict | None:
         """The path between the models every point merges, for the search's seed (from any
         point the merge accepts: they differ in weights only)."""
-        merge = next((self.recipe(t["point"]) for t in trials if "dev" in t), None)
+        merge = next((self.merge_at(t["point"]) for t in trials if "dev" in t), None)
         if merge is None:
             return None
         return measure_replicate(merge, self.seed, self.root, None, self.probe).to_json()
