@@ -125,9 +125,10 @@ def main() -> None:
     if not gguf.is_file():
         raise SystemExit(f"no {gguf}: run `make smollm2` first")
 
+    from mixmerge.stages import base, evaluate, mix, prepare, train
+
     from mixmerge.core.io import write_json
     from mixmerge.validation import validate_params
-    from stages import base, evaluate, mix, prepare, train
 
     work = options.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)

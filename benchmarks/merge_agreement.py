@@ -116,9 +116,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--out", default="reports/benchmarks/merge_agreement.json")
     options = parser.parse_args()
+    from mixmerge.stages import merge as merge_stage
+
     from mixmerge import paths
     from mixmerge.training.model import convert_gguf
-    from stages import merge as merge_stage
 
     root = Path(options.work or tempfile.mkdtemp(prefix="merge-agreement-"))
     base = paths.folder("base", 0, root)

@@ -149,13 +149,13 @@ def io_floor(root: Path) -> None:
 
 
 def ours(root: Path) -> None:
-    from stages import merge
+    from mixmerge.stages import merge
 
     merge.run(params(diagnostics=True), MERGE, root, max_shard_bytes=SHARD_BYTES)
 
 
 def ours_no_diagnostics(root: Path) -> None:
-    from stages import merge
+    from mixmerge.stages import merge
 
     merge.run(params(diagnostics=False), MERGE, root, max_shard_bytes=SHARD_BYTES)
 

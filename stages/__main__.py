@@ -1,4 +1,4 @@
-"""The `mixmerge` command (and `python -m stages`).
+"""The `mixmerge` command (and `python -m mixmerge.stages`).
 
 Under `mixmerge warm`, the command goes to the warm worker before the CLI and its libraries are
 imported: on a study of many small stages each call then costs milliseconds, not a second.
@@ -14,10 +14,10 @@ def main() -> None:
     end_with_runner()  # a stage DVC runs stops with DVC, even when DVC is killed
 
     # a warm worker, when one serves this run, calls the CLI in a fork of itself
-    code = delegate(sys.argv[1:], entry="stages.cli:run_in_worker")
+    code = delegate(sys.argv[1:], entry="mixmerge.stages.cli:run_in_worker")
     if code is not None:
         raise SystemExit(code)
-    from stages.cli import main as run_here
+    from mixmerge.stages.cli import main as run_here
 
     run_here()
 

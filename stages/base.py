@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, load, run_stage
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, write_json
 from mixmerge.core.model_folder import link_model
-from stages.commands import PARAMS, ParamsFile, load, run_stage
 
 
 def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:

@@ -16,8 +16,7 @@ from mixmerge.core.offline import go_offline
 go_offline()  # before any library reads the variables
 
 import typer  # noqa: E402
-
-from stages import (  # noqa: E402
+from mixmerge.stages import (  # noqa: E402
     base,
     evaluate,
     merge,

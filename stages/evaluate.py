@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, check_named, fail, load, run_stage
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
@@ -17,7 +18,6 @@ from mixmerge.core.io import atomic_path, read_jsonl, write_json, write_jsonl
 from mixmerge.data.prepared import read_eval_split
 from mixmerge.evaluation import metrics, verdicts
 from mixmerge.evaluation.evaluate import EvaluationReport, Judges, evaluate
-from stages.commands import PARAMS, ParamsFile, check_named, fail, load, run_stage
 
 
 def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> EvaluationReport:

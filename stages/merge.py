@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, run_named
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
-from stages.commands import PARAMS, ParamsFile, run_named
 
 
 def run(

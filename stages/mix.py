@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, run_named
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, write_json, write_jsonl
 from mixmerge.data.mixtures import FORM_ROWS, Manifest, build_mixture
 from mixmerge.data.prepared import read_split
-from stages.commands import PARAMS, ParamsFile, run_named
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> Manifest:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, load, run_stage
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, remove, write_json
 from mixmerge.data.preparation import prepare_records
 from mixmerge.data.prepared import write_prepared
-from stages.commands import PARAMS, ParamsFile, load, run_stage
 
 
 def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, load, run_stage
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.errors import StageError
 from mixmerge.reporting.document import write_report
-from stages.commands import PARAMS, ParamsFile, load, run_stage
 
 
 def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:

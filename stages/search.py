@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, run_named
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, write_json
 from mixmerge.evaluation.evaluate import Judges
-from stages.commands import PARAMS, ParamsFile, run_named
 
 if TYPE_CHECKING:
     from mixmerge.search.runner import SearchReport

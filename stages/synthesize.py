@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, run_named
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
@@ -17,7 +18,6 @@ from mixmerge.data.sources import split_of
 from mixmerge.judging import make_judge
 from mixmerge.synthesis import synthesize
 from mixmerge.synthesis.writers import make_writer
-from stages.commands import PARAMS, ParamsFile, run_named
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, fail, load, run_stage
 
 from mixmerge.core.suggest import did_you_mean
-from stages.commands import PARAMS, ParamsFile, fail, load, run_stage
 
 # `warm` takes the command it runs as it is, options and all.
 WARM_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, check_named, fail, load
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, read_jsonl, write_json
 from mixmerge.training.model import check_model_dir
-from stages.commands import PARAMS, ParamsFile, check_named, fail, load
 
 # The mixture form each kind of run trains on, and the columns its trainer reads (the labels
 # stay in the files for analysis).

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from mixmerge.stages.commands import PARAMS, ParamsFile, run_named
 
 from mixmerge import paths
 from mixmerge.config import StudyConfig
@@ -14,7 +15,6 @@ from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, remove, write_json, write_jsonl
 from mixmerge.data.sources import split_of
 from mixmerge.translation import make_translator, translate_records
-from stages.commands import PARAMS, ParamsFile, run_named
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:

@@ -180,8 +180,9 @@ def write(root: Path, raw: dict) -> Path:
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory) -> Path:
     """A folder holding the tiny study's prepared data, mixtures and base model."""
+    from mixmerge.stages import base, mix, prepare
+
     from mixmerge.validation import validate_params
-    from stages import base, mix, prepare
 
     root = tmp_path_factory.mktemp("study")
     params = validate_params(TINY)

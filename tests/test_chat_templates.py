@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mixmerge.stages import train
 from safetensors.torch import load_file
 
 from mixmerge.config.training import OptimizationConfig, PreferenceOptimizationConfig, RuntimeConfig
@@ -18,7 +19,6 @@ from mixmerge.training.dpo import dpo, dpo_trainer
 from mixmerge.training.model import check_model_dir
 from mixmerge.training.sft import sft, sft_trainer
 from mixmerge.validation import validate_params
-from stages import train
 from tests.conftest import TINY, inside
 
 # SmolLM2's template: a default system prompt when the conversation has none.

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import typer.main
 import yaml
+from mixmerge.stages import cli
+from mixmerge.stages.cli import app
 from typer.testing import CliRunner
 
 from mixmerge.config.profiles import resolved_text
-from stages import cli
-from stages.cli import app
 from tests.conftest import REPO, copy_repository, run_in
 
 runner = CliRunner()
@@ -29,7 +29,7 @@ def test_every_stage_of_the_pipeline_runs_a_command_its_module_declares():
         for line in [cmd] if isinstance(cmd, str) else cmd:
             program, command, *_ = line.split()
             assert program == "mixmerge" and command in cli.COMMANDS, name
-            assert cli.COMMANDS[command].__module__ != "stages.tools", name
+            assert cli.COMMANDS[command].__module__ != "mixmerge.stages.tools", name
 
 
 @pytest.mark.parametrize("command", READ_PARAMS)

@@ -316,13 +316,13 @@ def test_a_training_job_of_several_nodes_launches_one_accelerate_per_node():
     for expected in ("--num_machines 2", "--num_processes 16", "--main_process_ip gpu03",
                      "--main_process_port 30734", '--machine_rank "$SLURM_NODEID"'):  # fmt: skip
         assert expected in per_node
-    assert per_node.endswith("-m stages sft mix0")
+    assert per_node.endswith("-m mixmerge.stages sft mix0")
     # Each node's task reads its own rank: what the shell of node 1 runs.
     shown = subprocess.run(
         ["bash", "-c", per_node.replace(sys.executable, "echo", 1)],
         env={**os.environ, "SLURM_NODEID": "1"}, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    assert "--machine_rank 1 -m stages sft mix0" in shown
+    assert "--machine_rank 1 -m mixmerge.stages sft mix0" in shown
     one_node = launch_command("configs/accelerate/ddp.yaml", ["dpo", "mix0"], {})
     assert one_node[1:4] == ["-m", "accelerate.commands.launch", "--config_file"]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from mixmerge.stages import evaluate, train
 
 from mixmerge import paths
 from mixmerge.config.evaluation import GenerationConfig
@@ -28,7 +29,6 @@ from mixmerge.judging import prompts
 from mixmerge.judging.items import Pair, Response
 from mixmerge.judging.rule import RuleJudge
 from mixmerge.validation import validate_params
-from stages import evaluate, train
 from tests.conftest import TINY, inside, running_judge_server, tiny_evaluated
 
 KEY_ENV = "MIXMERGE_TEST_JUDGE_KEY"

@@ -86,7 +86,7 @@ def test_validating_params_and_the_command_line_load_no_torch():
     line itself, without torch (which takes seconds to import)."""
     check = (
         "import sys, pathlib\n"
-        "import stages.cli\n"
+        "import mixmerge.stages.cli\n"
         "from mixmerge.validation import load_params\n"
         "for path in ['params.yaml', *sorted(pathlib.Path('configs').glob('*.yaml'))]:\n"
         "    load_params(path)\n"

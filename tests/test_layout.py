@@ -22,12 +22,21 @@ from tests.conftest import REPO, copy_repository, run_in
 PACKAGES = ("mixmerge", "stages")
 # Not stages: the command around them (`cli`, `__main__`), what their commands share
 # (`commands`) and the commands that are not stages (`tools`).
-COMMAND = {"stages", "stages.cli", "stages.__main__", "stages.commands", "stages.tools"}
+COMMAND = {f"mixmerge.stages{m}" for m in ("", ".cli", ".__main__", ".commands", ".tools")}
+
+
+STAGES = "mixmerge.stages"  # the package the folder stages/ installs as
 
 
 def module_name(file: Path) -> str:
     parts = file.relative_to(REPO).with_suffix("").parts
+    if parts[0] == "stages":
+        parts = (*STAGES.split("."), *parts[1:])
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_stage(module: str) -> bool:
+    return module == STAGES or module.startswith(STAGES + ".")
 
 
 def imports_of(file: Path) -> set[str]:
@@ -57,9 +66,9 @@ def project_graph() -> dict[str, set[str]]:
 
 def test_the_library_never_imports_the_stages():
     offenders = {
-        module: sorted(m for m in imported if m.split(".")[0] == "stages")
+        module: sorted(m for m in imported if is_stage(m) or m.split(".")[0] == "stages")
         for module, imported in project_graph().items()
-        if module.startswith("mixmerge")
+        if not is_stage(module)
     }
     assert {m: i for m, i in offenders.items() if i} == {}
 
@@ -73,7 +82,7 @@ def test_importing_every_library_module_loads_no_stage():
     script = (
         "import importlib, sys\n"
         f"for name in {names!r}: importlib.import_module(name)\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'stages'))"
+        "print(sorted(m for m in sys.modules if m.startswith(('stages', 'mixmerge.stages'))))"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
@@ -111,8 +120,8 @@ def test_no_module_imports_itself_through_others():
 
 def test_no_stage_imports_another():
     graph = project_graph()
-    stage_modules = {m for m in graph if m.startswith("stages.")} - COMMAND
-    assert {"stages.prepare", "stages.mix", "stages.merge", "stages.report"} <= stage_modules
+    stage_modules = {m for m in graph if is_stage(m)} - COMMAND
+    assert {f"{STAGES}.{m}" for m in ("prepare", "mix", "merge", "report")} <= stage_modules
     crossing = {m: sorted(graph[m] & stage_modules) for m in stage_modules}
     assert {m: others for m, others in crossing.items() if others} == {}
 
@@ -197,7 +206,7 @@ def test_runs_depend_on_the_folders_the_paths_module_gives_their_inputs(dvc_stag
 # mixmerge/validation.py with the checks it gathers, the config package past the files it
 # reads params with) is no stage's: it only accepts or refuses params.
 PARAMS_LOADER = {
-    "stages.commands",
+    "mixmerge.stages.commands",
     "mixmerge.validation",
     "mixmerge.config",
     "mixmerge.config.study",
@@ -244,7 +253,7 @@ def code_of(stage_module: str, sections: set[str]) -> set[str]:
 
 def stage_code() -> dict[str, set[str]]:
     """Per stage of dvc.yaml (a foreach's group), the code it runs."""
-    from stages import cli
+    from mixmerge.stages import cli
 
     found = {}
     for group, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from mixmerge.stages import train
 
 from mixmerge.data.prepared import read_split
 from mixmerge.merging import mergeability
 from mixmerge.merging.replicates import write_merge
 from mixmerge.validation import validate_params
-from stages import train
 from tests.conftest import TINY, inside, write
 
 SETTINGS = validate_params(TINY).mergeability

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from mixmerge.stages import merge as merge_stage
+from mixmerge.stages.cli import app
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -28,8 +30,6 @@ from mixmerge.merging.registry import METHODS, method_table
 from mixmerge.merging.tensors import Parts, TaskVectors, computed, l1_factors
 from mixmerge.merging.weights import check_compatible, read_weights
 from mixmerge.validation import validate_params
-from stages import merge as merge_stage
-from stages.cli import app
 from tests.conftest import REPO, inside
 
 

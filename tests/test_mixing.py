@@ -5,6 +5,7 @@ import json
 from collections import Counter
 
 import pytest
+from mixmerge.stages import mix, prepare
 
 from mixmerge import paths
 from mixmerge.core.errors import StageError
@@ -14,7 +15,6 @@ from mixmerge.data.mixtures import build_mixture
 from mixmerge.data.preparation import prepare_records
 from mixmerge.data.prepared import read_split
 from mixmerge.validation import validate_params
-from stages import mix, prepare
 
 LANGUAGES = ["en", "fr", "es", "hi", "ar", "ru"]
 

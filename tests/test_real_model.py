@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from mixmerge.stages.cli import app
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from mixmerge.core.io import read_jsonl
 from mixmerge.validation import load_params
-from stages.cli import app
 from tests.conftest import REPO, inside
 
 SMOLLM2 = REPO / "downloads" / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"

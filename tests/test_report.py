@@ -7,10 +7,10 @@ import re
 import shutil
 
 import pytest
+from mixmerge.stages import evaluate, merge, report, train
 
 from mixmerge.reporting import claims, plots, tables
 from mixmerge.validation import validate_params
-from stages import evaluate, merge, report, train
 from tests.conftest import inside, tiny_evaluated
 
 

@@ -8,12 +8,12 @@ import json
 
 import pytest
 import yaml
+from mixmerge.stages import evaluate
 
 from mixmerge.config import ParamsError
 from mixmerge.search.runner import chosen, pareto_front
 from mixmerge.search.space import filled, points, slots
 from mixmerge.validation import validate_params
-from stages import evaluate
 from tests.conftest import TINY, inside, tiny_evaluated
 
 GRID = [0.0, 1.0]
@@ -200,7 +200,7 @@ def test_the_merges_a_canonical_form_calls_one_are_one_to_float_precision():
 def searched_study(tiny_study, tmp_path_factory):
     import shutil
 
-    from stages import prepare, train
+    from mixmerge.stages import prepare, train
 
     root = tmp_path_factory.mktemp("search")
     shutil.copytree(tiny_study, root, dirs_exist_ok=True, symlinks=True)
@@ -212,8 +212,9 @@ def searched_study(tiny_study, tmp_path_factory):
 
 
 def run_search(root, params, monkeypatch):
+    from mixmerge.stages import search as stage
+
     import mixmerge.search.runner as search
-    from stages import search as stage
 
     merged = []
     original = search.merge_replicate

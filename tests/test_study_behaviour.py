@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from mixmerge.stages import base, evaluate, mix, prepare, train
 
 from mixmerge.validation import validate_params
-from stages import base, evaluate, mix, prepare, train
 from tests.conftest import REPO, inside
 
 pytestmark = pytest.mark.slow

@@ -126,8 +126,9 @@ def test_a_rephrasing_answer_is_read_from_its_numbered_lines():
 def test_a_language_left_with_no_example_fails_the_stage_with_nothing_written(
     tmp_path, monkeypatch
 ):
+    from mixmerge.stages import synthesize as stage
+
     from mixmerge.validation import validate_params
-    from stages import synthesize as stage
 
     source = tmp_path / "red.jsonl"
     source.write_text(

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from mixmerge.stages import base, train
 from safetensors.torch import load_file
 
 from mixmerge.core.errors import StageError
 from mixmerge.training import checkpoints
 from mixmerge.validation import validate_params
-from stages import base, train
 from tests.conftest import REPO, TINY, inside, write
 
 

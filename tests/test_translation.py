@@ -279,9 +279,10 @@ def test_a_record_keeps_its_source_id_and_the_translator(tmp_path):
 
 
 def test_an_unknown_language_code_stops_the_stage_before_anything_is_written(tmp_path):
+    from mixmerge.stages import translate
+
     from mixmerge import paths
     from mixmerge.validation import validate_params
-    from stages import translate
 
     model = build_tiny_mt(tmp_path / "nllb", "nllb")
     source = tmp_path / "en.jsonl"

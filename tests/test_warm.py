@@ -65,7 +65,7 @@ def test_a_command_runs_where_it_started_when_the_worker_stops_before_taking_it(
 
     worker = threading.Thread(target=stop_at_once)
     worker.start()
-    assert delegate(["validate"], entry="stages.cli:run_in_worker") is None
+    assert delegate(["validate"], entry="mixmerge.stages.cli:run_in_worker") is None
     worker.join()
 
 

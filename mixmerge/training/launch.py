@@ -36,7 +36,7 @@ def launch_command(config: str, arguments: list[str], environ: Mapping[str, str]
     """The command that trains `mixmerge <arguments>` under accelerate with `config`: on this
     machine, or across every node of the SLURM job this runs in."""
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config]
-    stage = ["-m", "stages", *arguments]
+    stage = ["-m", "mixmerge.stages", *arguments]
     nodes = int(environ.get("SLURM_JOB_NUM_NODES") or environ.get("SLURM_NNODES") or 1)
     if nodes <= 1:
         return [*launch, *stage]
