@@ -39,15 +39,17 @@ def workspace(root: Path, profile: Path) -> Path:
         if kept is not None:
             lock.write_bytes(kept)
     (folder / "params.yaml").write_text(resolved_text(profile), encoding="utf-8")
-    cache = root / ".dvc" / "cache"
-    subprocess.run(
-        ["dvc", "cache", "dir", "--local", str(cache)], cwd=folder, check=True, capture_output=True
-    )
+    _run(folder, "dvc", "cache", "dir", "--local", str(root / ".dvc" / "cache"))
     return folder
 
 
 def _git(where: Path, *arguments: str) -> str:
-    done = subprocess.run(["git", *arguments], cwd=where, capture_output=True, text=True)
+    return _run(where, "git", *arguments)
+
+
+def _run(where: Path, *command: str) -> str:
+    """What `command` prints, run in `where`; a StageError saying why when it fails."""
+    done = subprocess.run(command, cwd=where, capture_output=True, text=True)
     if done.returncode != 0:
-        raise StageError(f"git {' '.join(arguments)} failed in {where}: {done.stderr.strip()}")
+        raise StageError(f"{' '.join(command)} failed in {where}: {done.stderr.strip()}")
     return done.stdout.strip()
