@@ -25,6 +25,8 @@ ROOT = Path(".")
 # read by `generated` data sources. `prepare` depends on the whole folder.
 GENERATED = Path("data/generated")
 GENERATED_REPORTS = Path("reports/generated")
+# Links to the files params name, one folder per stage that reads them (mixmerge.inputs).
+INPUTS = Path("inputs")
 PREPARED = Path("data/prepared")
 PREPARE_REPORT = Path("reports/prepare.json")
 MIXTURES = Path("data/mixtures")
@@ -175,13 +177,13 @@ def evaluation(ref: str, root: Path = ROOT) -> dict[str, Path]:
     }
 
 
-def generated(stage: str, name: str, root: Path = ROOT) -> Path:
-    """The records file of `translate@name` or `synthesize@name`."""
-    return root / GENERATED / stage / name / "records.jsonl"
+def generated(generator: str, name: str, root: Path = ROOT) -> Path:
+    """The records file of `translate@name` or `synthesize@name` (`generator` names which)."""
+    return root / GENERATED / generator / name / "records.jsonl"
 
 
-def generated_report(stage: str, name: str, root: Path = ROOT) -> Path:
-    return root / GENERATED_REPORTS / stage / f"{name}.json"
+def generated_report(generator: str, name: str, root: Path = ROOT) -> Path:
+    return root / GENERATED_REPORTS / generator / f"{name}.json"
 
 
 def stage_outputs(stage: str) -> list[Path]:

@@ -19,11 +19,13 @@ from mixmerge import paths
 from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, write_json
 from mixmerge.core.model_folder import link_model
+from mixmerge.inputs import link_inputs
 
 
 def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
-    from mixmerge.training.base_model import build_base
+    from mixmerge.training.base_model import base_files, build_base
 
+    link_inputs("base", base_files(params.base, root), root)
     report = paths.train_report(paths.BASE, root)
     metrics = {}
     first = None
@@ -62,3 +64,6 @@ def command(params: ParamsFile = PARAMS) -> None:
     loaded = load(params, "base", "train")
     run_stage(run, loaded)
     typer.echo(f"models/base: ready ({len(loaded.seeds)} seeds)")
+
+
+COMMANDS = {"base": command}

@@ -128,3 +128,6 @@ def command(model: ModelName, params: ParamsFile = PARAMS) -> None:
         f"{shown(average['harm_change'], ' %')}, win-rate {shown(average['win_rate'], ' %')}, "
         f"over-refusal {shown(average['over_refusal'])}; unknown verdicts {result['unknown']}"
     )
+
+
+COMMANDS = {"evaluate": command}

@@ -50,3 +50,6 @@ def command(name: MergeName, params: ParamsFile = PARAMS) -> None:
         said += [found["reading"]] if found else []
         if said:
             typer.echo(f"  {replicate}: {'; '.join(said)}")
+
+
+COMMANDS = {"merge": command}

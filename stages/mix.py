@@ -44,3 +44,6 @@ def command(name: MixtureName, params: ParamsFile = PARAMS) -> None:
     typer.echo(
         f"{name}: {realised['examples']} examples, safety share {realised['safety_share']:.3f}"
     )
+
+
+COMMANDS = {"mix": command}

@@ -13,12 +13,15 @@ from mixmerge.config import StudyConfig
 from mixmerge.core.io import atomic_path, remove, write_json
 from mixmerge.data.preparation import prepare_records
 from mixmerge.data.prepared import write_prepared
+from mixmerge.data.sources import named_files
+from mixmerge.inputs import link_inputs
 
 
 def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
     # A failure below must not leave the previous run's records looking current.
     for output in paths.stage_outputs("prepare"):
         remove(root / output)
+    link_inputs("prepare", named_files(params.data.sources, root), root)
     splits, corpus, report = prepare_records(params)
     write_prepared(splits, corpus, root / paths.PREPARED)
     with atomic_path(root / paths.PREPARE_REPORT) as tmp:
@@ -39,3 +42,6 @@ def command(params: ParamsFile = PARAMS) -> None:
     for split, per_language in report["counts"].items():
         total = sum(sum(c.values()) for c in per_language.values())
         typer.echo(f"{split}: {total} records")
+
+
+COMMANDS = {"prepare": command}

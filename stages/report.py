@@ -37,3 +37,6 @@ def command(params: ParamsFile = PARAMS) -> None:
         f"reports/report.md: {summary['claims_supported']} of {summary['claims_tested']} "
         "tested claims of the paper supported"
     )
+
+
+COMMANDS = {"report": command}

@@ -76,3 +76,6 @@ def command(name: SearchName, params: ParamsFile = PARAMS) -> None:
         f"same merge as an earlier one's, {report['skipped']} refused); front: trials "
         f"{report['front']}; chosen: {picks}"
     )
+
+
+COMMANDS = {"search": command}

@@ -24,14 +24,14 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
     for output in paths.stage_outputs(f"synthesize@{name}"):
         remove(root / output)
     config = params.syntheses[name]
-    seeds, read = split_of(
+    seed_prompts, read = split_of(
         config.source,
         params.data.sources[config.source],
         params.languages,
         "train",
         config.max_per_language,
     )
-    if not seeds:
+    if not seed_prompts:
         raise StageError(
             f"syntheses.{name}: data source {config.source!r} has no train prompts to answer "
             "(set its `use` to train or both)"
@@ -40,7 +40,7 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
     judge = make_judge(config.judge, f"{section}.judge")
     safe = make_writer(config.safe, f"{section}.safe")
     harmful = make_writer(config.harmful, f"{section}.harmful")
-    rows, report = synthesize(name, seeds, config.rephrase, safe, harmful, judge)
+    rows, report = synthesize(name, seed_prompts, config.rephrase, safe, harmful, judge)
     report["read"] = {config.source: read}
     report["usage"] = {"safe": safe.usage(), "harmful": harmful.usage(), "judge": judge.usage()}
     empty = [code for code, kept in report["kept"].items() if not kept]
@@ -65,8 +65,8 @@ SynthesisName = Annotated[str, typer.Argument(help="A synthesis named under `syn
 def command(name: SynthesisName, params: ParamsFile = PARAMS) -> None:
     """Answer the train prompts of a prompt-only safety source: a safe answer (the SFT target
     and the chosen side) and a harmful one (the rejected side) from a teacher endpoint or a
-    local model, optionally with new prompts rephrased from the seeds; every answer is judged,
-    and what fails is dropped and counted per language and reason.
+    local model, optionally with new prompts rephrased from the seed prompts; every answer is
+    judged, and what fails is dropped and counted per language and reason.
 
     Writes data/generated/synthesize/NAME/records.jsonl (read by a `generated` source) and
     reports/generated/synthesize/NAME.json (kept, dropped and why, tokens and cost).
@@ -74,3 +74,6 @@ def command(name: SynthesisName, params: ParamsFile = PARAMS) -> None:
     report = run_named(run, params, "syntheses", "synthesis", name)
     dropped = sum(sum(reasons.values()) for reasons in report["dropped"].values())
     typer.echo(f"{name}: {sum(report['kept'].values())} examples kept, {dropped} dropped")
+
+
+COMMANDS = {"synthesize": command}

@@ -131,9 +131,11 @@ def run(
     and computes only the stages its params change. With `--profile`, all of this runs in the
     profile's own workspace, .profiles/NAME/: a git worktree of this code (uncommitted changes
     to tracked files included) whose params.yaml is the composed profile, with its own outputs
-    and dvc.lock, and the DVC cache shared (README, Profiles)."""
+    and dvc.lock, and the DVC cache shared (docs/profiles.md)."""
     from mixmerge import cluster
     from mixmerge.cluster import profile as profiles
+    from mixmerge.data.sources import named_files
+    from mixmerge.inputs import link_inputs
 
     root = Path.cwd()
     if profile is not None:
@@ -159,6 +161,8 @@ def run(
     if name and not set_param:
         raise fail("--name names the experiments of a sweep: give it with -S", 2)
     loaded = load(params)
+    # A file newly matching a source's glob changes what prepare reads: DVC sees it by its link.
+    link_inputs("prepare", named_files(loaded.data.sources))
     outcome = run_stage(
         cluster.run, root, targets or [], loaded.cluster, executor, jobs, detach,
         settings=set_param or [], name=name,
@@ -177,3 +181,7 @@ def warm(context: typer.Context) -> None:
     from mixmerge.warm import run_warm
 
     raise typer.Exit(run_warm(context.args))
+
+
+COMMANDS = {"validate": validate, "methods": methods, "regime": regime, "run": run, "warm": warm}
+CONTEXT_SETTINGS = {"warm": WARM_SETTINGS}

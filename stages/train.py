@@ -105,3 +105,6 @@ def dpo(name: RunName, params: ParamsFile = PARAMS) -> None:
     Writes models/dpo/NAME/seed-S, reports/train/dpo/NAME.json and the DVCLive folder beside it.
     """
     _train("dpo", name, params)
+
+
+COMMANDS = {"sft": sft, "dpo": dpo}

@@ -77,3 +77,6 @@ def command(name: TranslationName, params: ParamsFile = PARAMS) -> None:
     typer.echo(
         f"{name}: {sum(report['kept'].values())} records translated; usage {report['usage']}"
     )
+
+
+COMMANDS = {"translate": command}

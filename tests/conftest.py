@@ -291,7 +291,7 @@ def copy_repository(copy: Path) -> Path:
         # Reports are outputs: a working copy may hold some from its own runs.
         if (REPO / name).is_file() and not name.startswith("reports/"):
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, copy / name)
+            shutil.copy2(REPO / name, copy / name, follow_symlinks=False)  # inputs/' links
     run_in(["git", "init", "-q"], copy)
     run_in(["git", "add", "-A"], copy)
     run_in(["git", "commit", "-q", "-m", "copy"], copy)

@@ -32,6 +32,25 @@ def test_every_stage_of_the_pipeline_runs_a_command_its_module_declares():
             assert cli.COMMANDS[command].__module__ != "mixmerge.stages.tools", name
 
 
+def test_a_new_stage_module_is_a_command_without_touching_the_cli(tmp_path):
+    (tmp_path / "extra.py").write_text(
+        "def command() -> None:\n"
+        '    """An extra stage."""\n'
+        "    print('ran')\n\n\n"
+        'COMMANDS = {"extra": command}\n'
+    )
+    script = (
+        "import sys\n"
+        "from mixmerge import stages\n"
+        f"stages.__path__.append({str(tmp_path)!r})\n"
+        "from mixmerge.stages import cli\n"
+        "print(list(cli.COMMANDS)[-1])\n"
+        "cli.app(['extra'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout.split() == ["extra", "ran"], result.stderr
+
+
 @pytest.mark.parametrize("command", READ_PARAMS)
 def test_help_works_and_documents_the_params_option(command):
     result = runner.invoke(app, [command, "--help"])

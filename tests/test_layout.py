@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import pkgutil
+import shutil
 import subprocess
 import sys
 import typing
@@ -17,7 +19,7 @@ import yaml
 
 from mixmerge import paths
 from mixmerge.config.profiles import read_params
-from tests.conftest import REPO, copy_repository, run_in
+from tests.conftest import REPO, copy_repository, run_in, smoke_copy
 
 PACKAGES = ("mixmerge", "stages")
 # Not stages: the command around them (`cli`, `__main__`), what their commands share
@@ -169,6 +171,9 @@ def test_every_data_dependency_is_what_some_stage_writes(dvc_stages):
             # The folder translate@ and synthesize@ write in: empty but for its README when the
             # params have neither (as the default study has), and read by prepare alone.
             if dep == paths.GENERATED and name == "prepare":
+                continue
+            # The links to the files params name, which the stage of that name reads.
+            if dep == paths.INPUTS / name:
                 continue
             # inside an output (data/prepared/train), or a folder of outputs (models/sft)
             assert any(dep == out or out in dep.parents or dep in out.parents for out in written), (
@@ -363,3 +368,63 @@ def test_touching_a_data_reader_reruns_the_data_stages_and_spares_what_reads_pre
     assert "prepare" in changed
     assert all(s.startswith(("prepare", "translate@", "synthesize@")) for s in changed)
     assert stages_seeing_a_change(repo_copy, "mixmerge/data/prepared.py") >= {"prepare", "report"}
+
+
+# --- files that params name are deps of the stages that read them ------------------------------
+
+SMOLLM2 = REPO / "downloads" / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def stages_whose_inputs_changed(repo: Path) -> set[str]:
+    status = json.loads(run_in(["dvc", "status", "--json"], repo))
+    return {
+        stage
+        for stage, changes in status.items()
+        for change in changes
+        if isinstance(change, dict)
+        and any(dep.startswith(f"{paths.INPUTS}/") for dep in change.get("changed deps", {}))
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SMOLLM2.is_file(), reason="`make smollm2` fetches the real model")
+def test_a_file_params_name_changed_in_place_reruns_the_stage_that_reads_it(tmp_path):
+    from mixmerge.core.io import write_jsonl
+
+    repo = smoke_copy(tmp_path / "repo")
+    rows = [{"q": f"Question number {i}?", "a": f"Answer {i}."} for i in range(30)]
+    write_jsonl(repo / "extra" / "qa-1.jsonl", rows)  # in the repository: a relative link
+    gguf = Path(shutil.copy(SMOLLM2, tmp_path / "base.gguf"))  # outside: an absolute one
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["sources"]["qa"] = {
+        "kind": "files", "files": "extra/qa-*.jsonl", "objective": "general", "use": "train",
+        "language": "en",
+        "columns": {"prompt": "q", "response": "a"},
+    }  # fmt: skip
+    params["base"] = {"kind": "gguf", "path": str(gguf), "dtype": "bfloat16"}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_in(["dvc", "repro", "base"], repo)
+
+    linked = repo / paths.INPUTS / "prepare" / "extra" / "qa-1.jsonl"
+    assert os.readlink(linked) == "../../../extra/qa-1.jsonl"
+    assert os.readlink(repo / paths.INPUTS / "base" / "outside" / gguf.relative_to("/")) == str(
+        gguf
+    )
+    assert stages_whose_inputs_changed(repo) == set()
+
+    # Edited in place: the stage that reads it, and no other.
+    write_jsonl(repo / "extra" / "qa-1.jsonl", rows[:-1])
+    assert stages_whose_inputs_changed(repo) == {"prepare"}
+    # Replaced in place (another file moved over it).
+    changed = tmp_path / "changed.gguf"
+    changed.write_bytes(gguf.read_bytes()[:-1] + b"\1")
+    os.replace(changed, gguf)
+    assert stages_whose_inputs_changed(repo) == {"prepare", "base"}
+
+    # A file that newly matches a source's glob is linked by `mixmerge run`, and read.
+    write_jsonl(repo / "extra" / "qa-2.jsonl", [{"q": "A new question?", "a": "Its answer."}])
+    run_in(["mixmerge", "run", "prepare"], repo)
+    assert (repo / paths.INPUTS / "prepare" / "extra" / "qa-2.jsonl").is_symlink()
+    assert stages_whose_inputs_changed(repo) == {"base"}
+    report = json.loads((repo / paths.PREPARE_REPORT).read_text())
+    assert report["sources"]["qa"]["rows"] == 29 + 1

@@ -107,7 +107,7 @@ def test_rephrasings_are_answered_like_seeds_and_never_repeat_a_prompt():
     })  # fmt: skip
     harmful = Scripted({"harmful": dict.fromkeys(["a", "b", "a one", "b one"], harm("hi"))})
     rows, report = synthesize("safety", seeds, 2, teacher, harmful, RuleJudge())
-    assert report["seeds"] == {"hi": 2} and report["prompts"] == {"hi": 4}
+    assert report["seed_prompts"] == {"hi": 2} and report["prompts"] == {"hi": 4}
     assert report["rephrasings_lost"]["hi"] == {"repeats a prompt": 1, "not written": 1}
     assert report["dropped"]["hi"] == {}
     rephrased = [row for row in rows if row["rephrased"]]

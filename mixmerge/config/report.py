@@ -11,8 +11,9 @@ from mixmerge.config.common import ModelRef, Strict
 from mixmerge.config.evaluation import BootstrapConfig
 
 
-class ByStageConfig(Strict):
-    """One row of a table with a column group per training stage."""
+class ByPhaseConfig(Strict):
+    """One row of a table with a column group per training phase (the paper's SFT and DPO
+    stages)."""
 
     sft: ModelRef | None = None
     dpo: ModelRef | None = None
@@ -36,14 +37,14 @@ class ReportConfig(Strict):
     """The paper's tables. `objective` is Table 1: rows by label, a model per stage, each
     compared with `baseline` (the 15 % mixture) at the same stage."""
 
-    baseline: ByStageConfig
-    objective: Annotated[dict[str, ByStageConfig], Field(min_length=1)]
+    baseline: ByPhaseConfig
+    objective: Annotated[dict[str, ByPhaseConfig], Field(min_length=1)]
     language: ComparisonConfig | None = None
     order: ComparisonConfig | None = None
     ablation: AblationConfig | None = None
     # Rows of Table 1 again, with the weights a search chose (`merge/<search>-best`) in place
     # of the fixed ones: the paper's claims about those rows are checked on them too.
-    searched: dict[str, ByStageConfig] = {}
+    searched: dict[str, ByPhaseConfig] = {}
     bootstrap: BootstrapConfig = BootstrapConfig()
 
     @model_validator(mode="after")

@@ -175,10 +175,10 @@ def _source_problems(params: StudyConfig) -> list[Problem]:
                         entry.source,
                     )
                 )
-    seeds = {entry.source for entry in params.syntheses.values()}
+    synthesized = {entry.source for entry in params.syntheses.values()}
     for name, source in params.data.sources.items():
         table = isinstance(source, (HubSourceConfig, FileSourceConfig))
-        if table and source.use != "eval" and source.prompts_only and name not in seeds:
+        if table and source.use != "eval" and source.prompts_only and name not in synthesized:
             problems.append(
                 Problem(
                     f"data.sources.{name}",
@@ -197,8 +197,8 @@ def _generated_problems(
 ) -> list[Problem]:
     """A generated source must say what its stage made: its objective, answers to train on,
     and no translated copy of eval prompts in training."""
-    stage, _, name = source.from_.partition("/")
-    entry = getattr(params, GENERATORS[stage]).get(name)
+    generator, _, name = source.from_.partition("/")
+    entry = getattr(params, GENERATORS[generator]).get(name)
     read = params.data.sources.get(entry.source) if entry is not None else None
     if not isinstance(read, (HubSourceConfig, FileSourceConfig)):
         return []  # reported at the translation or synthesis
@@ -211,7 +211,7 @@ def _generated_problems(
                 source.objective,
             )
         )
-    if stage == "translate" and source.use != "eval":
+    if generator == "translate" and source.use != "eval":
         answerless = read.prompts_only or not {"response", "chosen"} & set(entry.fields)
         if answerless:
             problems.append(

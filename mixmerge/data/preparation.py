@@ -29,8 +29,8 @@ def prepare_records(params: StudyConfig) -> tuple[dict[str, list[Record]], list[
         for output in per_source.values():
             for record in output.records.get(split, []):
                 if trained and not (record.has_sft or record.has_preference):
-                    # A synthesis's seeds: its stage answers them, and its output is trained on.
-                    dropped["prompts only (the seeds of a synthesis)"] += 1
+                    # A synthesis's seed prompts: its stage answers them; its output is trained on.
+                    dropped["prompts only (the seed prompts of a synthesis)"] += 1
                     continue
                 key = (record.language, prompt_key(record.prompt))
                 if split != "eval" and key in seen["eval"]:

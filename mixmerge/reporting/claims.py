@@ -21,7 +21,7 @@ class Claim:
     paper: str  # the paper's figures behind it
     table: str  # objective, language or order
     rows: tuple[str, ...]  # labels in that table; () for every row
-    stages: tuple[str, ...]  # for the objective table
+    phases: tuple[str, ...]  # for the objective table: the training phases it reads
     metrics: tuple[str, ...]
 
 
@@ -51,7 +51,7 @@ CLAIMS = (
 
 def _differences(claim: Claim, tables: Mapping[str, Mapping]) -> list[tuple[str, str, dict]] | None:
     """(what, metric, difference) for every difference the claim is about; None when this
-    run's report lacks a row or stage it needs."""
+    run's report lacks a row or phase it needs."""
     table = tables.get(claim.table)
     if not table:
         return None
@@ -61,14 +61,14 @@ def _differences(claim: Claim, tables: Mapping[str, Mapping]) -> list[tuple[str,
         row = table.get(label)
         if row is None:
             return None
-        entries = [row[s] for s in claim.stages if s in row] if claim.stages else [row]
-        if len(entries) != max(1, len(claim.stages)):
+        entries = [row[p] for p in claim.phases if p in row] if claim.phases else [row]
+        if len(entries) != max(1, len(claim.phases)):
             return None
-        for stage, e in zip(claim.stages or ("",), entries, strict=True):
+        for phase, e in zip(claim.phases or ("",), entries, strict=True):
             if "vs_baseline" not in e:
                 return None
             for metric in claim.metrics:
-                name = " ".join(p for p in (label, stage.upper(), metric.replace("_", " ")) if p)
+                name = " ".join(p for p in (label, phase.upper(), metric.replace("_", " ")) if p)
                 found.append((name, metric, e["vs_baseline"][metric]))
     return found
 

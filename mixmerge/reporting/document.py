@@ -113,32 +113,32 @@ def per_language_tables(
     figures: Path,
     plot_data: Path,
 ) -> None:
-    """Harm change and win-rate per language for Table 1's rows by stage (and the language
+    """Harm change and win-rate per language for Table 1's rows by phase (and the language
     comparison's), with a figure and DVC plot data each; then over-refusal for every model."""
-    per_stage = {
-        stage.upper(): {
-            label: getattr(row, stage)
+    panels = {
+        phase.upper(): {
+            label: getattr(row, phase)
             for label, row in spec.objective.items()
-            if getattr(row, stage)
+            if getattr(row, phase)
         }
-        for stage in tables.STAGES
+        for phase in tables.PHASES
     }
-    per_stage = {stage: rows for stage, rows in per_stage.items() if rows}
+    panels = {panel: rows for panel, rows in panels.items() if rows}
     if language_rows:
-        per_stage["languages"] = language_rows
+        panels["languages"] = language_rows
     by_language = {}
-    for stage, rows in per_stage.items():
+    for panel, rows in panels.items():
         for metric in ("harm_change", "win_rate"):
             data, text = tables.per_language(results, rows, metric)
-            by_language.setdefault(metric, {})[stage] = data
-            sections.append((f"Per language: {metric.replace('_', ' ')}, {stage}", text))
-    for metric, panels in by_language.items():
-        plots.languages(panels, metric, figures / f"languages_{metric}.png")
-        for stage, table in panels.items():
+            by_language.setdefault(metric, {})[panel] = data
+            sections.append((f"Per language: {metric.replace('_', ' ')}, {panel}", text))
+    for metric, tables_by_panel in by_language.items():
+        plots.languages(tables_by_panel, metric, figures / f"languages_{metric}.png")
+        for panel, table in tables_by_panel.items():
             for label, values in table.items():
                 rows = [{"language": k, metric: v} for k, v in values.items() if k != "average"]
-                write_json(plot_data / f"languages_{metric}" / stage / f"{_slug(label)}.json", rows)
-    everyone = [m for rows in per_stage.values() for m in rows.values()]
+                write_json(plot_data / f"languages_{metric}" / panel / f"{_slug(label)}.json", rows)
+    everyone = [m for rows in panels.values() for m in rows.values()]
     if spec.order:
         everyone += [spec.order.baseline, *spec.order.rows.values()]
     _, text = tables.per_language(results, {m: m for m in dict.fromkeys(everyone)}, "over_refusal")
@@ -172,8 +172,8 @@ def merge_diagnostics(spec: ReportConfig, root: Path, figures: Path) -> bool:
     """The per-layer interference of Table 1's merges, averaged over replicates, as a figure;
     whether any merge had diagnostics to draw."""
     layers = {}
-    for by_stage in spec.objective.values():
-        for ref in (by_stage.sft, by_stage.dpo):
+    for by_phase in spec.objective.values():
+        for ref in (by_phase.sft, by_phase.dpo):
             model = paths.parse(ref) if ref else None
             if model is not None and model.kind == "merge":
                 replicates = sorted((root / paths.MERGE_REPORTS / model.name).glob("seed-*.json"))
@@ -320,8 +320,8 @@ def dvc_metrics(summary: dict) -> dict:
     for table in ("objective", "language", "order"):
         for label, row in summary.get(table, {}).items():
             entries = row.items() if table == "objective" else [("", row)]
-            for stage, e in entries:
-                key = f"{label} {stage}".strip()
+            for phase, e in entries:
+                key = f"{label} {phase}".strip()
                 figures = {m: e[m] for m in tables.HEADLINE}
                 figures |= {
                     f"{m}_seed_spread": e[f"{m}_spread"]

@@ -66,7 +66,8 @@ def ablation(rows: Sequence[dict], model: str, path: Path) -> None:
 
 
 def languages(tables: Mapping[str, Mapping[str, Mapping]], metric: str, path: Path) -> None:
-    """One panel per table (stage): a bar per model in each language."""
+    """One panel per table (a phase, or the language comparison): a bar per model in each
+    language."""
     plt = _pyplot()
     figure, panels = plt.subplots(1, len(tables), figsize=(6 * len(tables), 4), squeeze=False)
     for axes, (title, table) in zip(panels[0], tables.items(), strict=True):

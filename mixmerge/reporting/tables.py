@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from mixmerge.config.evaluation import BootstrapConfig
-from mixmerge.config.report import ByStageConfig, ComparisonConfig, ReportConfig
+from mixmerge.config.report import ByPhaseConfig, ComparisonConfig, ReportConfig
 from mixmerge.reporting.results import Results
 
-STAGES = ("sft", "dpo")
+# The training phases (the paper's SFT and DPO "stages"), a column group each.
+PHASES = ("sft", "dpo")
 HEADLINE = ("harm_change", "win_rate")
 COLUMNS = ("harm change", "win-rate", "Δ harm vs baseline", "Δ win vs baseline")
 
@@ -68,21 +69,21 @@ def entry(results: Results, model: str, baseline: str | None, bootstrap: Bootstr
 
 
 def objective(
-    results: Results, report: ReportConfig, rows: Mapping[str, ByStageConfig] | None = None
+    results: Results, report: ReportConfig, rows: Mapping[str, ByPhaseConfig] | None = None
 ) -> tuple[dict, str]:
-    """Table 1 (or `rows` in its place): every row at both stages, and its difference from the
-    stage's baseline."""
+    """Table 1 (or `rows` in its place): every row in both phases, and its difference from the
+    phase's baseline."""
     data: dict[str, dict] = {}
-    for label, by_stage in (report.objective if rows is None else rows).items():
+    for label, by_phase in (report.objective if rows is None else rows).items():
         data[label] = {}
-        for stage in STAGES:
-            model = getattr(by_stage, stage)
+        for phase in PHASES:
+            model = getattr(by_phase, phase)
             if model is not None:
-                baseline = getattr(report.baseline, stage)
-                data[label][stage] = entry(results, model, baseline, report.bootstrap)
-    header = ["", *(f"{s.upper()} {c}" for s in STAGES for c in COLUMNS)]
+                baseline = getattr(report.baseline, phase)
+                data[label][phase] = entry(results, model, baseline, report.bootstrap)
+    header = ["", *(f"{s.upper()} {c}" for s in PHASES for c in COLUMNS)]
     rows = [
-        [label, *(cell for s in STAGES for cell in cells(data[label].get(s)))] for label in data
+        [label, *(cell for s in PHASES for cell in cells(data[label].get(s)))] for label in data
     ]
     return data, markdown(header, rows)
 

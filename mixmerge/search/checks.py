@@ -9,6 +9,7 @@ from mixmerge import paths
 from mixmerge.config.common import Problem, problem_of
 from mixmerge.config.data import BuiltinSourceConfig
 from mixmerge.config.merges import MergeConfig
+from mixmerge.config.searches import SearchConfig
 from mixmerge.config.study import StudyConfig
 from mixmerge.merging.registry import merge_context
 from mixmerge.search.space import filled, points, slots
@@ -30,70 +31,7 @@ def search_problems(params: StudyConfig) -> list[Problem]:
     if not params.searches:
         return problems
     for name, search in params.searches.items():
-        where = f"searches.{name}"
-        try:
-            found = slots(search.merge)
-        except ValueError as error:
-            problems.append(Problem(f"{where}.merge", str(error)))
-            continue
-        if not found:
-            problems.append(Problem(f"{where}.merge", "nothing to search: no `{grid: ...}`"))
-            continue
-        stage = search.merge.get("stage")
-        strangers = [
-            ref for ref in search.references if ref != paths.BASE and paths.parse(ref).kind != stage
-        ]
-        if strangers:
-            problems.append(
-                Problem(
-                    f"{where}.references",
-                    f"a {stage}-stage search is set against the base or {stage}/ models, not "
-                    + ", ".join(strangers),
-                )
-            )
-        ranges = [slot.name for slot in found if slot.values is None]
-        if search.method == "grid" and ranges:
-            problems.append(
-                Problem(
-                    f"{where}.merge",
-                    f"a grid searches grids; {', '.join(ranges)} is a range (for nsga2)",
-                )
-            )
-            continue
-        if search.method == "nsga2" and search.trials <= search.population:
-            problems.append(
-                Problem(
-                    f"{where}.trials",
-                    f"NSGA-II breeds after a first population of {search.population}: give more "
-                    "trials, or a smaller `population`",
-                    search.trials,
-                )
-            )
-        grid = points(found) if search.method == "grid" else [_midpoint(found)]
-        if len(grid) > search.trials:
-            problems.append(
-                Problem(
-                    f"{where}.trials",
-                    f"the grid has {len(grid)} points, more than the budget",
-                    search.trials,
-                )
-            )
-        # A point the merge refuses (weights that sum to zero) is skipped when the search
-        # runs; a recipe it refuses at every point (a parameter the method has not) is wrong.
-        refused = []
-        for point in grid:
-            try:
-                MergeConfig.model_validate(
-                    filled(search.merge, found, point), context=merge_context(params.model_refs)
-                )
-                break
-            except ValidationError as error:
-                refused.append(error)
-        else:
-            problems += [
-                Problem(f"{where}.merge" + ("" if p.path == "<file>" else f".{p.path}"), p.message)
-                for p in (problem_of(e, MergeConfig) for e in refused[0].errors())
-            ]
+        problems += _search_problems(params, f"searches.{name}", search)
     missing = _without_dev(params)
     if missing:
         problems.append(
@@ -107,6 +45,80 @@ def search_problems(params: StudyConfig) -> list[Problem]:
             )
         )
     return problems
+
+
+def _search_problems(params: StudyConfig, where: str, search: SearchConfig) -> list[Problem]:
+    """One search's: a template with something to search, references of its merge's phase,
+    a space its method and budget can search, and a point its merge method accepts."""
+    try:
+        found = slots(search.merge)
+    except ValueError as error:
+        return [Problem(f"{where}.merge", str(error))]
+    if not found:
+        return [Problem(f"{where}.merge", "nothing to search: no `{grid: ...}`")]
+    problems = []
+    phase = search.merge.get("stage")  # the params key keeps the paper's word
+    strangers = [
+        ref for ref in search.references if ref != paths.BASE and paths.parse(ref).kind != phase
+    ]
+    if strangers:
+        problems.append(
+            Problem(
+                f"{where}.references",
+                f"a {phase}-stage search is set against the base or {phase}/ models, not "
+                + ", ".join(strangers),
+            )
+        )
+    ranges = [slot.name for slot in found if slot.values is None]
+    if search.method == "grid" and ranges:
+        return problems + [
+            Problem(
+                f"{where}.merge",
+                f"a grid searches grids; {', '.join(ranges)} is a range (for nsga2)",
+            )
+        ]
+    if search.method == "nsga2" and search.trials <= search.population:
+        problems.append(
+            Problem(
+                f"{where}.trials",
+                f"NSGA-II breeds after a first population of {search.population}: give more "
+                "trials, or a smaller `population`",
+                search.trials,
+            )
+        )
+    grid = points(found) if search.method == "grid" else [_midpoint(found)]
+    if len(grid) > search.trials:
+        problems.append(
+            Problem(
+                f"{where}.trials",
+                f"the grid has {len(grid)} points, more than the budget",
+                search.trials,
+            )
+        )
+    return problems + _refused_everywhere(params, where, search, found, grid)
+
+
+def _refused_everywhere(
+    params: StudyConfig, where: str, search: SearchConfig, found, grid
+) -> list[Problem]:
+    """Why the merge method refuses the template at every point of `grid`, if it does. A point
+    it refuses (weights that sum to zero) is skipped when the search runs; a template refused
+    at every point (a parameter the method has not) is wrong."""
+    first = None
+    for point in grid:
+        try:
+            MergeConfig.model_validate(
+                filled(search.merge, found, point), context=merge_context(params.model_refs)
+            )
+            return []
+        except ValidationError as error:
+            first = first or error
+    if first is None:
+        return []
+    return [
+        Problem(f"{where}.merge" + ("" if p.path == "<file>" else f".{p.path}"), p.message)
+        for p in (problem_of(e, MergeConfig) for e in first.errors())
+    ]
 
 
 def _midpoint(found) -> dict[str, float]:

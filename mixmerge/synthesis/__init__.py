@@ -1,6 +1,6 @@
 """Safety training data from prompts alone: safe answers (SFT targets and the chosen side),
 harmful answers (the rejected side; to a benign prompt, an over-refusal), optionally new
-prompts rephrased from the seeds, every answer judged and what fails dropped and counted per
+prompts rephrased from the seed prompts, every answer judged and what fails dropped and counted per
 language and reason. A prompt gives an example only with both sides, as a mixture's SFT and
 preference sets hold the same prompts.
 
@@ -27,55 +27,55 @@ NOT_REFUSING = "rejected side to a benign prompt does not refuse"
 UNKNOWN = "no verdict from the judge"
 
 
-def seeds_and_rephrasings(
-    seeds: Sequence[Record], rephrase: int, writer, lost: Counter
+def with_rephrasings(
+    seed_prompts: Sequence[Record], rephrase: int, writer, lost: Counter
 ) -> list[tuple[Record, bool]]:
-    """The seeds, then `rephrase` new prompts per seed from `writer` (in the seed's language,
-    category and objective), each new prompt once and never one a seed already has; rephrasings
-    not made are counted in `lost`."""
-    prompts = [(seed, False) for seed in seeds]
+    """The seed prompts, then `rephrase` new prompts per seed prompt from `writer` (in its
+    language, category and objective), each new prompt once and never one a seed prompt already
+    has; rephrasings not made are counted in `lost`."""
+    prompts = [(seed_prompt, False) for seed_prompt in seed_prompts]
     if not rephrase:
         return prompts
-    seen = {(s.language, prompt_key(s.prompt)) for s in seeds}
-    answers = writer.write([("rephrase", s.language, s.prompt) for s in seeds], rephrase)
-    for seed, answer in zip(seeds, answers, strict=True):
+    seen = {(s.language, prompt_key(s.prompt)) for s in seed_prompts}
+    answers = writer.write([("rephrase", s.language, s.prompt) for s in seed_prompts], rephrase)
+    for seed_prompt, answer in zip(seed_prompts, answers, strict=True):
         new = parse_rephrasings(answer, rephrase)
         if len(new) < rephrase:
-            lost[seed.language, "not written"] += rephrase - len(new)
+            lost[seed_prompt.language, "not written"] += rephrase - len(new)
         for prompt in new:
-            key = (seed.language, prompt_key(prompt))
+            key = (seed_prompt.language, prompt_key(prompt))
             if key in seen:
-                lost[seed.language, "repeats a prompt"] += 1
+                lost[seed_prompt.language, "repeats a prompt"] += 1
                 continue
             seen.add(key)
-            prompts.append((_replace_prompt(seed, prompt), True))
+            prompts.append((_replace_prompt(seed_prompt, prompt), True))
     return prompts
 
 
-def _replace_prompt(seed: Record, prompt: str) -> Record:
+def _replace_prompt(seed_prompt: Record, prompt: str) -> Record:
     return Record(
-        id=seed.id,  # the seed's: what the new prompt was made from
-        source=seed.source,
-        language=seed.language,
-        objective=seed.objective,
-        category=seed.category,
+        id=seed_prompt.id,  # what the new prompt was made from
+        source=seed_prompt.source,
+        language=seed_prompt.language,
+        objective=seed_prompt.objective,
+        category=seed_prompt.category,
         prompt=prompt,
     )
 
 
 def synthesize(
     name: str,
-    seeds: Sequence[Record],
+    seed_prompts: Sequence[Record],
     rephrase: int,
     safe_writer,
     harmful_writer,
     judge,
 ) -> tuple[list[dict], dict]:
     """Rows of a generated source (prompt, response = chosen = the safe answer, rejected = the
-    harmful one, the seed's id) and the report: kept and dropped per language and reason."""
+    harmful one, the seed prompt's id) and the report: kept and dropped per language and reason."""
     dropped: Counter = Counter()
     lost: Counter = Counter()
-    prompts = seeds_and_rephrasings(seeds, rephrase, safe_writer, lost)
+    prompts = with_rephrasings(seed_prompts, rephrase, safe_writer, lost)
     benign = [record.objective == "benign" for record, _ in prompts]
     safe = safe_writer.write([("safe", r.language, r.prompt) for r, _ in prompts])
     # The rejected side: a harmful answer, or to a benign prompt an over-refusal.
@@ -132,9 +132,9 @@ def synthesize(
                 "harmful_writer": str(harmful_writer.model),
             }
         )
-    languages = sorted({r.language for r in seeds})
+    languages = sorted({r.language for r in seed_prompts})
     report = {
-        "seeds": dict(Counter(r.language for r in seeds)),
+        "seed_prompts": dict(Counter(r.language for r in seed_prompts)),
         "rephrasings_lost": _per_language(lost, languages),
         "prompts": dict(Counter(r.language for r, _ in prompts)),
         "kept": {code: kept[code] for code in languages},

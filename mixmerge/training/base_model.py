@@ -10,16 +10,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mixmerge import paths
 from mixmerge.config.base_model import BaseModelConfig, BuiltinBaseConfig, GgufBaseConfig
 from mixmerge.config.training import OptimizationConfig, RuntimeConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.fingerprint import fingerprint
 from mixmerge.core.io import atomic_path
 from mixmerge.core.model_folder import link_model
+from mixmerge.inputs import local_files
 from mixmerge.training import checkpoints
 from mixmerge.training.builtin_base import build_builtin_base, conversations, stamp_of
 from mixmerge.training.model import check_model_dir, convert_gguf, resolve_hub_model
 from mixmerge.training.sft import sft
+
+
+def base_files(config: BaseModelConfig | None, root: Path = paths.ROOT) -> list[Path]:
+    """The files params name for the base (`config`, params' `base`): a GGUF file, or a local
+    model folder's; none for the builtin base or a hub id."""
+    if config is None or config.kind == "builtin":
+        return []
+    return local_files(config.path, root)
 
 
 def build_base(

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from mixmerge import paths
 from mixmerge.core.records import Record
 from mixmerge.data.sources import builtin, generated, table
 from mixmerge.data.sources.output import SourceOutput
+from mixmerge.inputs import absolute, local_files
 
 Reader = Callable[[str, Any, Sequence[str]], SourceOutput]
 
@@ -26,6 +29,20 @@ READERS: dict[str, Reader] = {
 
 def read_source(name: str, config: Any, languages: Sequence[str]) -> SourceOutput:
     return READERS[config.kind](name, config, languages)
+
+
+def named_files(sources: Mapping[str, Any], root: Path = paths.ROOT) -> list[Path]:
+    """Every local file the sources read, absolute: what their patterns match, and the files of
+    a local dataset folder (a hub id names none)."""
+    found = []
+    for config in sources.values():
+        if config.kind == "files":
+            groups = config.files_by_language.values() if config.files_by_language else []
+            for pattern in [*(config.files or []), *(p for g in groups for p in g)]:
+                found += [absolute(f) for f in table.matching(str(absolute(pattern, root)))]
+        elif config.kind == "hf":
+            found += local_files(config.dataset, root)
+    return found
 
 
 def split_of(

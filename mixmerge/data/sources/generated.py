@@ -16,10 +16,10 @@ ANSWERS = ("response", "chosen", "rejected")
 
 
 def as_file_source(config: GeneratedSourceConfig, languages: Sequence[str]) -> FileSourceConfig:
-    stage, _, name = config.from_.partition("/")
-    path = paths.generated(stage, name)
+    generator, _, name = config.from_.partition("/")
+    path = paths.generated(generator, name)
     if not path.is_file():
-        raise StageError(f"no {path}: run `dvc repro {stage}@{name}` first")
+        raise StageError(f"no {path}: run `dvc repro {generator}@{name}` first")
     with path.open(encoding="utf-8") as file:
         rows = [json.loads(line) for line in file if line.strip()]
     # By default, the languages the stage wrote (a translation skips the source's own).

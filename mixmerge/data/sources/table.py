@@ -298,6 +298,11 @@ def _rows(
             yield Row(f"{path} row {index}", values, language, path.stem)
 
 
+def matching(pattern: str) -> list[Path]:
+    """The files a source's pattern names (a glob; `**` crosses folders), in sorted order."""
+    return [Path(m) for m in sorted(glob.glob(pattern, recursive=True)) if Path(m).is_file()]
+
+
 def _files(
     name: str, config: FileSourceConfig
 ) -> tuple[list[tuple[str | None, Path, str]], list[str]]:
@@ -309,10 +314,10 @@ def _files(
     files, problems = [], []
     for language, patterns in groups:
         for pattern in patterns:
-            matches = sorted(glob.glob(pattern, recursive=True))
+            matches = matching(pattern)
             if not matches:
                 problems.append(f"data.sources.{name}: no file matches {pattern!r}")
-            for path in (Path(m) for m in matches if Path(m).is_file()):
+            for path in matches:
                 file_format = config.format or FORMATS.get(path.suffix.lower())
                 if file_format is None:
                     problems.append(
