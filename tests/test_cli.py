@@ -143,6 +143,13 @@ def test_evaluate_names_models_as_params_do(tmp_path, monkeypatch, small_raw, wr
     ):
         result = runner.invoke(app, ["evaluate", model, "-p", str(path)])
         assert result.exit_code == 2 and message in result.output, result.output
+    # Nothing close: every candidate, however many.
+    small_raw["mixtures"] = {
+        f"m{i:02d}": {"safety": 0.5, "size_per_language": 4} for i in range(16)
+    }
+    path = write_params(small_raw, "many.yaml")
+    result = runner.invoke(app, ["mix", "zzz", "-p", str(path)])
+    assert result.exit_code == 2 and "m00, m01" in result.output and "m15" in result.output
 
 
 def test_validate_opens_the_data_files_and_reports_every_problem_with_them(

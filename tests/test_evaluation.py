@@ -389,6 +389,10 @@ def test_the_llm_judge_gives_the_verdicts_of_the_judge_behind_it_in_both_orders(
     assert call(f"{judge_server}/stats")["requests"] == before, "a rerun sends nothing"
     assert again.usage()["requests"] == 0
     assert again.usage()["cached"] == len(harmful) + 2 * len(general)
+    # Another endpoint serving a model of the same name shares none of those answers.
+    elsewhere = llm_judge(judge_server.replace("127.0.0.1", "localhost"), tmp_path)
+    assert elsewhere.harmful(harmful) == rule.harmful(harmful)
+    assert elsewhere.usage()["cached"] == 0 and elsewhere.usage()["requests"] >= len(harmful)
 
 
 def test_rate_limits_server_errors_and_hangs_are_retried(tiny_study, judge_server, key, tmp_path):

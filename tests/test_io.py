@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from mixmerge.core.io import atomic_path
+from mixmerge.core.errors import StageError
+from mixmerge.core.io import atomic_path, read_jsonl
 
 
 def test_a_file_appears_only_when_complete(tmp_path):
@@ -42,3 +43,38 @@ def test_leftovers_of_a_killed_run_are_swept(tmp_path):
     with atomic_path(tmp_path / "model") as tmp:
         tmp.mkdir()
     assert not leftover.exists()
+
+
+@pytest.mark.parametrize(
+    "tail, says",
+    [
+        (b'{"prompt": "cut sho', "Unterminated string"),  # a writer killed mid-line
+        ('{"prompt": "é"}'.encode()[:-3], "can't decode"),  # cut inside a character
+        (b'{"prompt": "\xe9"}', "codec can't decode"),  # not UTF-8
+        (b"[1, 2]", "a JSON list, not an object"),
+    ],
+)
+def test_a_bad_json_line_is_named_by_file_and_line(tmp_path, tail, says):
+    path = tmp_path / "sft.jsonl"
+    path.write_bytes(b'{"prompt": "a"}\n\n{"prompt": "b\\u2028c"}\n' + tail)
+    with pytest.raises(StageError, match=rf"sft\.jsonl line 4: .*{says}"):
+        read_jsonl(path)
+    path.write_bytes(b'{"prompt": "a"}\n\n{"prompt": "b\\u2028c \xe2\x80\xa8 \xf0\x9f\x99\x82"}\n')
+    assert [row["prompt"] for row in read_jsonl(path)] == ["a", "b\u2028c \u2028 \U0001f642"]
+
+
+def test_the_answer_cache_reads_back_every_answer_whatever_it_holds(tmp_path):
+    from mixmerge.api.cache import AnswerCache
+
+    path = tmp_path / "judge.jsonl"
+    answers = {"a": "line\u2028separator", "b": "next\u0085line", "c": "emoji \U0001f642", "d": "é"}
+    cache = AnswerCache(path)
+    for key, answer in answers.items():
+        cache.put(key, answer, {"total_tokens": 1})
+    # A kill mid-write: the last line is cut inside a character.
+    path.write_bytes(path.read_bytes()[:-3])
+    read = AnswerCache(path)
+    assert {k: read.get(k)["answer"] for k in "abc"} == {k: answers[k] for k in "abc"}
+    assert read.get("d") is None
+    read.put("e", "after the cut", {})
+    assert AnswerCache(path).get("e")["answer"] == "after the cut"

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from mixmerge.stages import evaluate, merge, report, train
 
-from mixmerge.reporting import claims, plots, tables
+from mixmerge.reporting import answer, claims, plots, tables
 from mixmerge.validation import validate_params
 from tests.conftest import inside, tiny_evaluated
 
@@ -27,6 +27,58 @@ def test_the_pareto_front_keeps_the_models_nothing_beats_on_both_axes():
 
 def difference(value, low, high):
     return {"difference": value, "low": low, "high": high, "clear": low > 0 or high < 0}
+
+
+def test_the_answer_names_the_winner_each_axis_by_the_intervals():
+    spec = validate_params(study_params()).report
+
+    def objective(*merges):
+        rows = {"15 %": {"sft": {"model": "sft/mix15", "harm_change": -50.0, "win_rate": 60.0}}}
+        for i, (harm, win) in enumerate(merges):
+            rows[f"M{i}"] = {"sft": {
+                "model": f"merge/m{i}", "harm_change": -50.0 + harm[0], "win_rate": 60.0 + win[0],
+                "vs_baseline": {"harm_change": difference(*harm), "win_rate": difference(*win)},
+            }}  # fmt: skip
+        return {f"{v.metric}": v for v in answer.answer(rows, spec)}
+
+    # One merge clearly less harmful: merging wins harm, whatever the other merges do.
+    said = objective(((-9, -14, -4), (1, -2, 4)), ((3, 1, 5), (-3, -5, -1)))
+    assert said["harm_change"].winner == "merging" and said["harm_change"].merge == "M0"
+    assert said["harm_change"].mix_value == -50.0
+    assert "merging wins" in said["harm_change"].sentence()
+    # The best merge's win-rate interval spans zero: neither wins it.
+    assert said["win_rate"].winner == "neither"
+    # Every merge clearly worse on win-rate: mixing wins it, and the best merge is named.
+    said = objective(((-1, -4, 2), (-4, -6, -2)), ((1, -1, 3), (-3, -5, -1)))
+    assert said["win_rate"].winner == "mixing" and said["win_rate"].merge == "M1"
+    assert said["harm_change"].winner == "neither"
+    assert "[-4.0, 2.0]" in said["harm_change"].figures()
+    # The best merge by its estimate clearly worse, another one not told from the mix: neither
+    # wins, and the verdict names the merge it rests on.
+    said = objective(((-1, -4, 2), (-2, -3, -1)), ((-1, -4, 2), (-3, -8, 2)))
+    assert said["win_rate"].winner == "neither" and said["win_rate"].merge == "M1"
+
+
+def test_labels_placed_on_a_crowded_plot_overlap_neither_each_other_nor_a_point():
+    plt = plots._pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4))
+    points = [(x % 5 * 0.5, x // 5 * 0.4, f"model-{x}") for x in range(20)]
+    points += [(1.0, 0.4, "twin")]  # drawn where model-7 is: one label for both
+    axes.scatter([x for x, _, _ in points], [y for _, y, _ in points])
+    axes.margins(0.3)
+    figure.tight_layout()
+    axes.set_xlim(axes.get_xlim())
+    axes.set_ylim(axes.get_ylim())
+    labels = plots.place_labels(axes, figure, points)
+    renderer = figure.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    assert len(labels) == 20 and any(label.get_text() == "model-7, twin" for label in labels)
+    for i, a in enumerate(boxes):
+        assert not any(a.overlaps(b) for b in boxes[i + 1 :])
+        for x, y, _ in points:
+            px, py = axes.transData.transform((x, y))
+            assert not a.contains(px, py)
+    plt.close(figure)
 
 
 def test_numbers_print_with_their_sign_and_zero_without_one():
@@ -49,7 +101,10 @@ def test_a_claim_is_supported_contradicted_or_inconclusive_by_its_intervals():
     assert claims.verdict(claim, {"objective": {"TIES": {}}})["verdict"] == "not tested"
     evidence = claims.verdict(claim, tables((-5, -8, -2), (3, 1, 5)))["evidence"]
     names = [e["difference"] for e in evidence]
-    assert names[:2] == ["SLERP SFT harm change", "SLERP SFT win rate"]
+    assert names[:2] == [
+        "SLERP SFT: Δ harm change vs baseline",
+        "SLERP SFT: Δ win-rate vs baseline",
+    ]
 
 
 def study_params() -> dict:
@@ -114,7 +169,8 @@ def test_the_report_sets_every_table_and_figure_side_by_side(reported):
         "What this run says about the paper's claims",
         "Table 1: mixing against merging, by objective",
         "Language-based merging against the multilingual mixture",
-        "Per language: harm change, SFT",
+        "Harm against general quality, every model",
+        "Per language: harm change",
         "Over-refusal on benign look-alikes",
         "Linear ablation over the weight of sft/mix100",
     ):
@@ -142,6 +198,11 @@ def test_the_report_sets_every_table_and_figure_side_by_side(reported):
     for model in ("sft/mix15", "sft/mix100", "merge/half", "merge/ties"):
         assert f"| {model} |" in refusals, model
     assert metrics["claims_tested"] == 2  # TIES at DPO and SLERP are not in this report
+    # The tiny base never harms, so no harm change is defined: win-rate is the one axis.
+    assert metrics["answer"] == summary["answer"] and set(summary["answer"]) == {"sft win_rate"}
+    assert set(summary["answer"].values()) <= {"merging", "mixing", "neither"}
+    assert text.index("wins") < text.index("## Harm against general quality")
+    assert "## How to reproduce this run" in text
     assert set(metrics["claims"].values()) <= {
         "supported", "contradicted", "inconclusive", "not tested"
     }  # fmt: skip
@@ -164,3 +225,23 @@ def test_the_tradeoff_plot_data_marks_the_pareto_front(reported):
         max((p for p in points if p["harm"] == least_harm), key=lambda p: p["win_rate"])["model"]
         in front
     )
+
+
+def test_report_html_is_one_page_that_needs_nothing_else(reported):
+    root, summary = reported
+    page = (root / "reports/report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in page
+    # Nothing fetched: no script, no link to a file or a host (a heat map's pixels are a data
+    # URI inside its SVG), every figure inlined.
+    assert "<script" not in page
+    assert not re.search(r'(src|href)="(?!#|data:)', page)
+    shown = re.findall(r"\]\(figures/([^)]+)\.png\)", (root / "reports/report.md").read_text())
+    assert len(shown) >= 4 and page.count("<svg") == len(shown)
+    cards = re.findall(r'data-phase="(\w+)" data-metric="(\w+)" data-winner="(\w+)"', page)
+    assert {f"{phase} {metric}": winner for phase, metric, winner in cards} == summary["answer"]
+    assert page.index('id="answer"') < page.index("<svg")
+    # The same inputs, the same bytes (the SVGs carry no date and no random ids).
+    params = validate_params(study_params())
+    with inside(root):
+        report.run(params)
+    assert (root / "reports/report.html").read_text(encoding="utf-8") == page

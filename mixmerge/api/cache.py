@@ -33,11 +33,13 @@ class AnswerCache:
         self.answers: dict[str, dict] = {}
         self._lock = threading.Lock()
         if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            # Split on \n alone: an answer holds U+2028 or U+0085 raw (they are written as
+            # they are), which str.splitlines would take for line ends.
+            for line in path.read_bytes().split(b"\n"):
                 try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
+                    entry = json.loads(line.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    continue  # a line cut short by a kill, maybe inside a character
                 self.answers[entry["key"]] = entry
 
     def get(self, key: str) -> dict | None:

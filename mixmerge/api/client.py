@@ -111,11 +111,15 @@ class ChatAPI:
     def ask(
         self, version: str, item_key: tuple, messages: list[dict], accept: Accept
     ) -> str | None:
-        """The endpoint's answer to `messages`, from the cache when an answer to the same
-        model, prompt `version` and item was accepted before; None when it gave none, or one
-        cut short at `max_tokens`. An answer `accept` refuses (a judge's answer with no verdict)
-        is returned but not cached, so that it is asked again next run."""
-        key = cache_key(self.config.model, version, self.config.max_tokens, item_key)
+        """The endpoint's answer to `messages`, from the cache when an answer from the same
+        endpoint and model to the same prompt `version` and item was accepted before; None
+        when it gave none, or one cut short at `max_tokens`. An answer `accept` refuses (a
+        judge's answer with no verdict) is returned but not cached, so that it is asked again
+        next run."""
+        # The endpoint too: two servers may serve different models under one name.
+        key = cache_key(
+            self.config.base_url, self.config.model, version, self.config.max_tokens, item_key
+        )
         cached = self.cache.get(key)
         if cached is not None:
             self._count(cached=1)

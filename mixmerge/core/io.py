@@ -9,6 +9,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mixmerge.core.errors import StageError
+
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
@@ -63,8 +65,27 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as file:
-        return [json.loads(line) for line in file if line.strip()]
+    """The JSON objects of a JSON Lines file, one per line (blank lines skipped). A line that is
+    not one, as a file cut short by a full disk or a killed writer ends, is a StageError that
+    names the file and the line, not a decoder's traceback."""
+    rows = []
+    with Path(path).open("rb") as file:  # lines split on \n alone, as JSON Lines are written
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise StageError(
+                    f"{path} line {number}: not a JSON line ({error}); the file looks cut "
+                    "short: remove it and rerun the stage that writes it"
+                ) from None
+            if not isinstance(row, dict):
+                raise StageError(
+                    f"{path} line {number}: a JSON {type(row).__name__}, not an object"
+                )
+            rows.append(row)
+    return rows
 
 
 def write_json(path: Path, value) -> None:

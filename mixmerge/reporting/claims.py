@@ -49,6 +49,9 @@ CLAIMS = (
 )  # fmt: skip
 
 
+METRIC_NAMES = {"harm_change": "harm change", "win_rate": "win-rate"}
+
+
 def _differences(claim: Claim, tables: Mapping[str, Mapping]) -> list[tuple[str, str, dict]] | None:
     """(what, metric, difference) for every difference the claim is about; None when this
     run's report lacks a row or phase it needs."""
@@ -68,7 +71,9 @@ def _differences(claim: Claim, tables: Mapping[str, Mapping]) -> list[tuple[str,
             if "vs_baseline" not in e:
                 return None
             for metric in claim.metrics:
-                name = " ".join(p for p in (label, phase.upper(), metric.replace("_", " ")) if p)
+                # A difference from the table's baseline (a mixture), not the figure itself.
+                where = " ".join(p for p in (label, phase.upper()) if p)
+                name = f"{where}: Δ {METRIC_NAMES[metric]} vs baseline"
                 found.append((name, metric, e["vs_baseline"][metric]))
     return found
 

@@ -1,6 +1,7 @@
-"""The study's report: the paper's tables on this run, side by side with the paper, with
-intervals, figures and a verdict on each headline claim (reports/report.md, reports/summary.json,
-reports/figures/ and reports/plots/).
+"""The study's report: who wins on this run, mixing or merging, then the paper's tables side by
+side with the paper, with intervals, figures and a verdict on each headline claim
+(reports/report.md, reports/report.html, reports/summary.json, reports/figures/ and
+reports/plots/).
 
 `write_report` builds it in parts, each a section of report.md and its share of the summary:
 Table 1 and the comparisons (`tables`), the per-language tables with their figures and plot
@@ -21,7 +22,8 @@ from mixmerge.config import StudyConfig
 from mixmerge.config.report import ReportConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.io import atomic_path, remove, write_json
-from mixmerge.reporting import claims, mergeability, plots, searches, tables
+from mixmerge.reporting import answer, claims, mergeability, page, plots, searches, tables
+from mixmerge.reporting.provenance import provenance
 from mixmerge.reporting.results import Results
 
 PAPER = """The paper's Table 1 (Aakanksha et al., 2024; as reported in secondary sources):
@@ -33,19 +35,28 @@ and over en, fr and es −65.3 / 77.0."""
 Sections = list[tuple[str, str]]  # (title, Markdown) of report.md, in order
 
 
+TITLE = "Mix data or merge models? This run"
+
+
 def write_report(params: StudyConfig, root: Path = paths.ROOT) -> dict:
     """Build the report from the evaluations under `root` and write its files; its summary."""
-    summary, text = build(params, root)
+    summary, verdicts, body = build(params, root)
+    ending = provenance(params)
     with atomic_path(root / paths.SUMMARY) as tmp:
         write_json(tmp, dvc_metrics(summary))
+    lines = [f"# {TITLE}", "", *(f"- {v.sentence()}" for v in verdicts), "", body, ending, ""]
     with atomic_path(root / paths.REPORT) as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
+    text = page.render(TITLE, verdicts, body + "\n" + ending, root / paths.FIGURES)
+    with atomic_path(root / paths.REPORT_HTML) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return summary
 
 
-def build(params: StudyConfig, root: Path = paths.ROOT) -> tuple[dict, str]:
-    """Every table, claim and figure of the report: (summary, Markdown). Figures and plot data
-    are written under `root` as they are drawn."""
+def build(params: StudyConfig, root: Path = paths.ROOT) -> tuple[dict, list[answer.Verdict], str]:
+    """Every table, claim and figure of the report: (summary, the answer's verdicts, the
+    Markdown after the answer). Figures and plot data are written under `root` as they are
+    drawn."""
     spec = params.report
     results = Results(root)
     figures, plot_data = root / paths.FIGURES, root / paths.PLOTS
@@ -54,15 +65,19 @@ def build(params: StudyConfig, root: Path = paths.ROOT) -> tuple[dict, str]:
         folder.mkdir(parents=True)
     summary: dict = {}
     sections: Sections = []
+    front = tradeoff(params, results, summary, figures, plot_data)
+    sections.append(("Harm against general quality, every model", _tradeoff_text(front)))
     language_rows = comparison_tables(results, spec, summary, sections)
     per_language_tables(results, spec, language_rows, sections, figures, plot_data)
-    front = tradeoff(results, summary, figures, plot_data)
     if spec.ablation:
         summary["ablation"], text = tables.ablation(results, ablation_weights(params))
-        sections.append((f"Linear ablation over the weight of {spec.ablation.model}", text))
         plots.ablation(summary["ablation"], spec.ablation.model, figures / "ablation.png")
+        text += "\n\n![the Linear weight ablation](figures/ablation.png)"
+        sections.append((f"Linear ablation over the weight of {spec.ablation.model}", text))
         write_json(plot_data / "ablation.json", summary["ablation"])
-    diagnosed = merge_diagnostics(spec, root, figures)
+    training_curves(params, root, plot_data)
+    if merge_diagnostics(params, root, figures, plot_data):
+        sections.append(("Why merges interfere", DIAGNOSTICS))
     summary["mergeability"], text = mergeability.section(params, root)
     if text:
         sections.append(("Can the models be merged? The loss between them", text))
@@ -71,6 +86,8 @@ def build(params: StudyConfig, root: Path = paths.ROOT) -> tuple[dict, str]:
             results, params, name, root, figures
         )
         sections.append((f"Search {name}: weights chosen on dev, judged on eval", text))
+    if params.searches:
+        write_json(plot_data / "searches.json", searches.plot_rows(params, root))
 
     verdicts = [claims.verdict(c, summary) for c in claims.CLAIMS]
     summary["claims"] = {v["claim"]: v["verdict"] for v in verdicts}
@@ -84,7 +101,27 @@ def build(params: StudyConfig, root: Path = paths.ROOT) -> tuple[dict, str]:
         searched = [claims.verdict(c, {"objective": summary["searched"]}) for c in claims.CLAIMS]
         searched = [v for v in searched if v["verdict"] != "not tested"]
         summary["searched_claims"] = {v["claim"]: v["verdict"] for v in searched}
-    return summary, render(params, sections, verdicts, front, diagnosed, searched)
+    said = answer.answer(summary["objective"], spec)
+    summary["answer"] = {f"{v.phase} {v.metric}": v.winner for v in said}
+    summary["answer_lines"] = [v.sentence().replace("**", "") for v in said]
+    return summary, said, render(params, sections, verdicts, searched)
+
+
+DIAGNOSTICS = """Per layer, for Table 1's merges: the share of entries two or more task vectors
+move whose signs conflict, and the mean cosine between task vectors. Merges of the same task
+vectors share a line.
+
+![merge diagnostics per layer](figures/diagnostics.png)"""
+
+
+def _tradeoff_text(front: set[str]) -> str:
+    return (
+        "Each model's harm change and win-rate against the base, the mean over seeds with its "
+        "95 % interval on each axis: mixtures (the runs trained on them) in blue, merges in "
+        "green, SFT as circles, DPO as squares. Lower and to the right is better; the dashed "
+        f"line joins the Pareto front ({', '.join(sorted(front))}).\n\n"
+        "![harm change against win-rate, every model](figures/tradeoff.png)"
+    )
 
 
 def comparison_tables(
@@ -126,18 +163,29 @@ def per_language_tables(
     panels = {panel: rows for panel, rows in panels.items() if rows}
     if language_rows:
         panels["languages"] = language_rows
-    by_language = {}
-    for panel, rows in panels.items():
-        for metric in ("harm_change", "win_rate"):
-            data, text = tables.per_language(results, rows, metric)
-            by_language.setdefault(metric, {})[panel] = data
-            sections.append((f"Per language: {metric.replace('_', ' ')}, {panel}", text))
-    for metric, tables_by_panel in by_language.items():
-        plots.languages(tables_by_panel, metric, figures / f"languages_{metric}.png")
-        for panel, table in tables_by_panel.items():
-            for label, values in table.items():
-                rows = [{"language": k, metric: v} for k, v in values.items() if k != "average"]
-                write_json(plot_data / f"languages_{metric}" / panel / f"{_slug(label)}.json", rows)
+    by_metric = {}
+    for metric in ("harm_change", "win_rate"):
+        by_panel, texts = {}, []
+        for panel, rows in panels.items():
+            by_panel[panel], text = tables.per_language(results, rows, metric)
+            texts.append(f"**{panel}**\n\n{text}")
+        plots.languages(by_panel, metric, figures / f"languages_{metric}.png")
+        name = metric.replace("_", " ")
+        texts.append(f"![per language: {name}](figures/languages_{metric}.png)")
+        sections.append((f"Per language: {name}", "\n\n".join(texts)))
+        by_metric[metric] = by_panel
+    # For `dvc plots`: a row per table, model and language, both metrics (a missing one null).
+    write_json(
+        plot_data / "languages.json",
+        [
+            {"panel": panel, "model": label, "language": code}
+            | {m: by_metric[m][panel][label][code] for m in by_metric}
+            for panel, table in by_metric["harm_change"].items()
+            for label, values in table.items()
+            for code in values
+            if code != "average"
+        ],
+    )
     everyone = [m for rows in panels.values() for m in rows.values()]
     if spec.order:
         everyone += [spec.order.baseline, *spec.order.rows.values()]
@@ -145,22 +193,30 @@ def per_language_tables(
     sections.append(("Over-refusal on benign look-alikes", text))
 
 
-def tradeoff(results: Results, summary: dict, figures: Path, plot_data: Path) -> set[str]:
-    """Harm against win-rate for every evaluated model, figure and plot data; the Pareto front."""
+def tradeoff(
+    params: StudyConfig, results: Results, summary: dict, figures: Path, plot_data: Path
+) -> set[str]:
+    """Harm against win-rate for every evaluated model, with intervals, figure and plot data;
+    the Pareto front."""
+    measures = (*tables.HEADLINE, "harmful_rate")
     points = [
-        {"model": m, **{k: results[m].average(k) for k in (*tables.HEADLINE, "harmful_rate")}}
+        {"model": m}
+        | {k: results[m].average(k) for k in measures}
+        | {f"{k}_ci": results[m].interval(k) for k in measures}
         for m in results.every_model()
     ]
     # A base that never harms leaves harm changes undefined; the rates order models the same.
     harm = "harm_change" if all(p["harm_change"] is not None for p in points) else "harmful_rate"
     points = [p for p in points if p[harm] is not None and p["win_rate"] is not None]
     front = plots.pareto_front(points, harm)
-    plots.tradeoff(points, front, harm, figures / "tradeoff.png")
+    plots.tradeoff(points, front, harm, phases(params), figures / "tradeoff.png")
     write_json(
         plot_data / "tradeoff.json",
         [
             {"model": p["model"], "harm": p[harm], "harm_measure": harm, "win_rate": p["win_rate"]}
-            | {"pareto": p["model"] in front}
+            | {"pareto": p["model"] in front, "label": plots.short(p["model"])}
+            | {"family": plots.FAMILIES[paths.parse(p["model"]).kind]}
+            | {"phase": phases(params).get(p["model"], "base")}
             for p in points
         ],
     )
@@ -168,9 +224,22 @@ def tradeoff(results: Results, summary: dict, figures: Path, plot_data: Path) ->
     return front
 
 
-def merge_diagnostics(spec: ReportConfig, root: Path, figures: Path) -> bool:
-    """The per-layer interference of Table 1's merges, averaged over replicates, as a figure;
-    whether any merge had diagnostics to draw."""
+def phases(params: StudyConfig) -> dict[str, str]:
+    """The training phase of each run and merge of the study (sft or dpo), by model."""
+    found = {
+        paths.ref(kind, name): kind for kind in ("sft", "dpo") for name in getattr(params, kind)
+    }
+    found |= {paths.ref("merge", name): merge.stage for name, merge in params.merges.items()}
+    for name, search in params.searches.items():
+        for point in paths.CHOSEN_POINTS:
+            found[paths.ref("merge", paths.chosen_merge(name, point))] = search.merge.get("stage")
+    return found
+
+
+def merge_diagnostics(params: StudyConfig, root: Path, figures: Path, plot_data: Path) -> bool:
+    """The per-layer interference of Table 1's merges, averaged over replicates, as a figure
+    and DVC plot data; whether any merge had diagnostics to draw."""
+    spec = params.report
     layers = {}
     for by_phase in spec.objective.values():
         for ref in (by_phase.sft, by_phase.dpo):
@@ -181,7 +250,35 @@ def merge_diagnostics(spec: ReportConfig, root: Path, figures: Path) -> bool:
                     layers[ref] = mean_layers([json.loads(p.read_text()) for p in replicates])
     if layers:
         plots.diagnostics(layers, figures / "diagnostics.png")
+        merged = phases(params)
+        write_json(
+            plot_data / "diagnostics.json",
+            [
+                {"phase": merged.get(ref), "series": plots.short(ref), "seed": "mean"} | row
+                for ref, rows in layers.items()
+                for row in rows
+            ],
+        )
     return bool(layers)
+
+
+def training_curves(params: StudyConfig, root: Path, plot_data: Path) -> None:
+    """Every run's training loss, per seed, from the logs its stage wrote: DVC plot data, one
+    plot for all of them (the stages no longer declare a plot per run, metric and seed)."""
+    rows = []
+    for kind in ("sft", "dpo"):
+        for name in getattr(params, kind):
+            for seed in params.seeds:
+                log = paths.loss_log(f"{kind}/{name}", seed, root)
+                if not log.is_file():
+                    continue
+                lines = log.read_text(encoding="utf-8").splitlines()[1:]
+                for step, loss in (line.split("\t") for line in lines if line.strip()):
+                    rows.append(
+                        {"phase": kind, "series": name, "seed": seed}
+                        | {"step": int(float(step)), "loss": float(loss)}
+                    )
+    write_json(plot_data / "training.json", rows)
 
 
 def ablation_weights(params: StudyConfig) -> dict[str, float]:
@@ -227,18 +324,28 @@ def _slug(label: str) -> str:
 
 
 def render(
-    params: StudyConfig,
-    sections: list[tuple[str, str]],
-    verdicts: list[dict],
-    front: set[str],
-    diagnostics: bool,
-    searched: Sequence[dict] = (),
+    params: StudyConfig, sections: Sections, verdicts: list[dict], searched: Sequence[dict] = ()
 ) -> str:
-    """report.md: the claims' verdicts (and those on searched weights), the paper's figures,
-    every section, the figures."""
+    """report.md after the answer: the trade-off, the claims' verdicts (and those on searched
+    weights) beside the paper's figures, how to read the figures, then every section with its
+    figures."""
     spec = params.report
-    lines = [
-        "# Mix data or merge models? This run",
+    (first, text), rest = sections[0], sections[1:]
+    lines = [f"## {first}", "", text, "", "## What this run says about the paper's claims", ""]
+    lines += _verdict_lines(verdicts)
+    if searched:
+        lines += [
+            "",
+            "The same claims with the weights a search chose on dev (`report.searched`), "
+            "judged on eval:",
+            "",
+            *_verdict_lines(searched),
+        ]
+    lines += [
+        "",
+        PAPER,
+        "",
+        "## How to read the figures",
         "",
         f"Languages: {', '.join(params.languages)}. Judge: `{params.evaluation.judge.kind}`. "
         f"Training seeds: {', '.join(map(str, params.seeds))}: every model, the base too, is "
@@ -257,44 +364,9 @@ def render(
         "verdict on a claim reads these intervals. Lower harm change and higher win-rate "
         "are better.",
         "",
-        "## What this run says about the paper's claims",
-        "",
     ]
-    lines += _verdict_lines(verdicts)
-    if searched:
-        lines += [
-            "",
-            "The same claims with the weights a search chose on dev (`report.searched`), "
-            "judged on eval:",
-            "",
-            *_verdict_lines(searched),
-        ]
-    lines += ["", PAPER, ""]
-    for title, text in sections:
+    for title, text in rest:
         lines += [f"## {title}", "", text, ""]
-    lines += [
-        "## Figures",
-        "",
-        "Harm change against win-rate for every model; the dashed line joins the Pareto front "
-        f"({', '.join(sorted(front))}).",
-        "",
-        "![harm change against win-rate](figures/tradeoff.png)",
-        "",
-        "![per language: harm change](figures/languages_harm_change.png)",
-        "",
-        "![per language: win-rate](figures/languages_win_rate.png)",
-        "",
-    ]
-    if spec.ablation:
-        lines += ["![the Linear weight ablation](figures/ablation.png)", ""]
-    if diagnostics:
-        lines += [
-            "Why merges interfere: per layer, the share of entries two or more task vectors "
-            "move whose signs conflict, and the mean cosine between task vectors.",
-            "",
-            "![merge diagnostics per layer](figures/diagnostics.png)",
-            "",
-        ]
     return "\n".join(lines)
 
 
@@ -348,6 +420,7 @@ def dvc_metrics(summary: dict) -> dict:
             "connected": all(found["connected"].values()),
             "edge_kept": {o: _rounded(k) for o, k in found["edge_kept_by_objective"].items()},
         }
+    out["answer"] = summary["answer"]
     out["claims"] = summary["claims"]
     out["claims_supported"] = summary["claims_supported"]
     out["claims_tested"] = summary["claims_tested"]

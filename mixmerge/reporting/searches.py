@@ -34,6 +34,24 @@ def read_search(name: str, root: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def plot_rows(params: StudyConfig, root: Path) -> list[dict]:
+    """Every scored trial of every search on dev, for one DVC plot: its search, whether it is
+    on the front, its dev harm change and win-rate."""
+    rows = []
+    for name in params.searches:
+        found = read_search(name, root)
+        for trial in found["trials"]:
+            dev = (trial.get("dev") or {}).get("average", {})
+            if "same_as" in trial or dev.get("harm_change") is None:
+                continue
+            kind = "front" if trial["trial"] in found["front"] else "trial"
+            rows.append(
+                {"series": name, "kind": kind, "trial": trial["trial"]}
+                | {m: dev.get(m) for m in OBJECTIVES}
+            )
+    return rows
+
+
 def optimism(dev: Mapping, evaluated: Mapping) -> dict[str, float | None]:
     """How much better a model looked on dev than on eval, per objective (positive: dev
     flattered it): the win-rate's fall, and the harm change's rise."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 
 import torch
 from accelerate import PartialState
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 
 from mixmerge.config.training import OptimizationConfig, RuntimeConfig
 from mixmerge.core.errors import StageError
@@ -58,6 +59,9 @@ def training_arguments(
         logging_steps=runtime.logging_steps,
         logging_nan_inf_filter=False,  # a NaN loss must be seen, not averaged away
         report_to=[],  # DVCLive is attached explicitly, to the run's own folder
+        # A line per logging step (ProgressLines), not a bar that prints raw dicts: it reads
+        # the same in a terminal, in DVC's log and in a cluster job's log.
+        disable_tqdm=True,
     )
     return config_class(**(arguments | extra))
 
@@ -143,6 +147,39 @@ class LiveLog(TrainerCallback):
         self.live.end()
 
 
+class ProgressLines(TrainerCallback):
+    """At each logging step, one readable line: the run and seed, the step, the loss and about
+    how long is left (`sft/mix0 seed-1: step 20/150, loss 0.382, about 1 min 5 s left`)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.start, self.first = 0.0, 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start, self.first = time.monotonic(), state.global_step  # a resumed run's start
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if "loss" not in (logs or {}):
+            return
+        line = f"{self.label}: step {state.global_step}/{state.max_steps}, loss {logs['loss']:.4g}"
+        done = state.global_step - self.first
+        if done:
+            left = (time.monotonic() - self.start) / done * (state.max_steps - state.global_step)
+            line += f", about {_duration(left)} left"
+        log.info(line)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def progress_lines(trainer):
+    """`trainer`, printing ProgressLines (from `callbacks`) in place of its logs' dicts."""
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 def _drop_torn(summary: Path) -> None:
     """DVCLive rewrites its summary in place at every step, so a run killed then (preempted,
     requeued) can leave it torn, and DVCLive would fail to resume on it; the resumed run
@@ -156,10 +193,13 @@ def _drop_torn(summary: Path) -> None:
 
 
 def callbacks(logs: Path, resume: bool, prefix: str = "") -> list:
-    """The NaN guard, and DVCLive in the run's own folder on the main process."""
+    """The NaN guard; on the main process, DVCLive in the run's own folder and a progress line
+    named after the run and the replicate (`prefix`)."""
     guards: list = [StopOnNonFiniteLoss()]
-    main = PartialState().is_main_process
-    return [LiveLog(logs, resume, prefix), *guards] if main else guards
+    if not PartialState().is_main_process:
+        return guards
+    label = f"{Path(logs).parent.name}/{Path(logs).name} {prefix.rstrip('/')}".strip()
+    return [LiveLog(logs, resume, prefix), ProgressLines(label), *guards]
 
 
 def save_final(trainer, tokenizer, out: Path, init: Path, runtime: RuntimeConfig) -> None:

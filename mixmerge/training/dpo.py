@@ -15,6 +15,7 @@ from mixmerge.training.common import (
     kept,
     load,
     lora_config,
+    progress_lines,
     resume_point,
     training_arguments,
 )
@@ -60,7 +61,7 @@ def dpo_trainer(
         peft_config=lora_config(runtime),
         callbacks=callbacks(logs, resume is not None or append_logs, log_prefix),
     )
-    return trainer, tokenizer, resume
+    return progress_lines(trainer), tokenizer, resume
 
 
 def dpo(

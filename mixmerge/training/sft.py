@@ -14,6 +14,7 @@ from mixmerge.training.common import (
     finish,
     load,
     lora_config,
+    progress_lines,
     resume_point,
     training_arguments,
 )
@@ -56,7 +57,7 @@ def sft_trainer(
         peft_config=lora_config(runtime),
         callbacks=callbacks(logs, resume is not None or append_logs, log_prefix),
     )
-    return trainer, tokenizer, resume
+    return progress_lines(trainer), tokenizer, resume
 
 
 def sft(
