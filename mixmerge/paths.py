@@ -1,7 +1,8 @@
 """Where the study's files live, what a model reference names, and which stage makes each.
 
-Every path a stage reads or writes is here, relative to the repository root (`root`), so that
-`dvc.yaml`'s deps and outs and the code agree (a test checks them against each other).
+The paths the library and the stages share are here, relative to the repository root (`root`).
+Each stage module says what its stage writes (its `outputs`), built from these; a test checks
+that against `dvc.yaml`'s outs, and the data deps against what some stage writes.
 
 A model of the study is `base`, or `<kind>/<name>` with kind `sft`, `dpo` or `merge`. Every model
 is replicated once per training seed (params `seeds`): the model is the set of its replicates,
@@ -48,13 +49,6 @@ SEARCHES = Path("searches")
 SEARCH_REPORTS = Path("reports/searches")
 PLOTS = Path("reports/plots")
 
-# The stages of dvc.yaml, in the order the study runs them; those that fan out over a params
-# table are addressed `<stage>@<key>`.
-STAGES = (
-    "translate", "synthesize", "prepare", "mix", "base", "sft", "dpo", "merge",
-    "evaluate-base", "evaluate-sft", "evaluate-dpo", "evaluate-merge", "search",
-    "evaluate-chosen", "report",
-)  # fmt: skip
 # The stages that train through accelerate when params say so, over a job's GPUs and nodes.
 DISTRIBUTED_STAGES = ("sft", "dpo")
 
@@ -197,37 +191,7 @@ def generated_report(generator: str, name: str, root: Path = ROOT) -> Path:
     return root / GENERATED_REPORTS / generator / f"{name}.json"
 
 
-def stage_outputs(stage: str) -> list[Path]:
-    """What a `dvc.yaml` stage (`prepare`, `mix@mix15`, `evaluate-sft@x`...) writes: its outs,
-    metrics and plots, as `dvc.yaml` must declare them."""
-    group, _, key = stage.partition("@")
-    if group == "search":
-        chosen = [chosen_merge(key, point) for point in CHOSEN_POINTS]
-        return [SEARCHES / key, SEARCH_REPORTS / f"{key}.json", SEARCH_REPORTS / key] + [
-            path for name in chosen for path in stage_outputs(f"merge@{name}")
-        ]
-    if group == "evaluate-chosen":
-        return [
-            path
-            for point in CHOSEN_POINTS
-            for path in evaluation(f"merge/{chosen_merge(key, point)}").values()
-        ]
-    if group in ("translate", "synthesize"):
-        return [GENERATED / group / key, generated_report(group, key)]
-    if group == "prepare":
-        return [PREPARED, PREPARE_REPORT]
-    if group == "mix":
-        return [MIXTURES / key, MIXTURE_MANIFESTS / f"{key}.json"]
-    if group in ("base", "sft", "dpo"):
-        ref = BASE if group == BASE else f"{group}/{key}"
-        report = train_report(ref)
-        plots = [] if group == BASE else [training_curves(ref)]
-        return [MODELS / ref, report, *plots]
-    if group == "merge":
-        return [MODELS / "merge" / key, merge_report(key), MERGE_REPORTS / key]
-    if group.startswith("evaluate-"):
-        kind = group.removeprefix("evaluate-")
-        return list(evaluation(BASE if kind == BASE else f"{kind}/{key}").values())
-    if group == "report":
-        return [FIGURES, PLOTS, REPORT, REPORT_HTML, SUMMARY]
-    raise ValueError(f"no stage {stage!r} in the study")
+def merge_outputs(name: str) -> list[Path]:
+    """What merging `name` writes: the model, its interference summary and the per-layer rows
+    of each replicate (for merge@<name>, and for the points a search chooses)."""
+    return [MODELS / "merge" / name, merge_report(name), MERGE_REPORTS / name]

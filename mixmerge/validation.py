@@ -15,6 +15,7 @@ from mixmerge.config.profiles import read_params
 from mixmerge.config.study import StudyConfig, params_problems
 from mixmerge.data.mixing import share_problem
 from mixmerge.merging import registry
+from mixmerge.pipeline import stage_groups
 from mixmerge.search.checks import search_problems
 from mixmerge.world.checks import source_problems
 
@@ -23,6 +24,7 @@ DOMAIN = {
     "world_languages": world.LANGUAGES,
     "world_problems": source_problems,
     "mixture_problem": share_problem,
+    "pipeline_stages": stage_groups,
     **registry.CHECKS,
 }
 

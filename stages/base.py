@@ -51,6 +51,11 @@ def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
     return metrics
 
 
+def outputs(stage: str) -> list[Path]:
+    """What `base` writes: its outs, metrics and plots, as dvc.yaml declares them."""
+    return [paths.MODELS / paths.BASE, paths.train_report(paths.BASE)]
+
+
 # --- the command -----------------------------------------------------------------------------
 
 

@@ -88,6 +88,18 @@ def run(params: StudyConfig, model: str, root: Path = paths.ROOT) -> EvaluationR
     return result
 
 
+def outputs(stage: str) -> list[Path]:
+    """What `evaluate-<kind>[@<name>]` writes: its outs, metrics and plots, as dvc.yaml
+    declares them (`evaluate-chosen@<search>` judges the points a search chose)."""
+    group, _, name = stage.partition("@")
+    kind = group.removeprefix("evaluate-")
+    if kind == "chosen":
+        refs = [f"merge/{paths.chosen_merge(name, point)}" for point in paths.CHOSEN_POINTS]
+    else:
+        refs = [paths.BASE if kind == paths.BASE else f"{kind}/{name}"]
+    return [path for ref in refs for path in paths.evaluation(ref).values()]
+
+
 # --- the command -----------------------------------------------------------------------------
 
 ModelName = Annotated[

@@ -28,6 +28,11 @@ def run(
     )
 
 
+def outputs(stage: str) -> list[Path]:
+    """What `merge@<name>` writes: its outs, metrics and plots, as dvc.yaml declares them."""
+    return paths.merge_outputs(stage.partition("@")[2])
+
+
 # --- the command -----------------------------------------------------------------------------
 
 MergeName = Annotated[str, typer.Argument(help="A merge named under `merges` in params.")]

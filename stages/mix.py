@@ -28,6 +28,12 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> Manifest:
     return manifest
 
 
+def outputs(stage: str) -> list[Path]:
+    """What `mix@<name>` writes: its outs, metrics and plots, as dvc.yaml declares them."""
+    name = stage.partition("@")[2]
+    return [paths.MIXTURES / name, paths.MIXTURE_MANIFESTS / f"{name}.json"]
+
+
 # --- the command -----------------------------------------------------------------------------
 
 MixtureName = Annotated[str, typer.Argument(help="A mixture named under `mixtures` in params.")]

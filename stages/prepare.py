@@ -19,7 +19,7 @@ from mixmerge.inputs import link_inputs
 
 def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
     # A failure below must not leave the previous run's records looking current.
-    for output in paths.stage_outputs("prepare"):
+    for output in outputs("prepare"):
         remove(root / output)
     link_inputs("prepare", named_files(params.data.sources, root), root)
     splits, corpus, report = prepare_records(params)
@@ -27,6 +27,11 @@ def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
     with atomic_path(root / paths.PREPARE_REPORT) as tmp:
         write_json(tmp, report)
     return report
+
+
+def outputs(stage: str) -> list[Path]:
+    """What `prepare` writes: its outs, metrics and plots, as dvc.yaml declares them."""
+    return [paths.PREPARED, paths.PREPARE_REPORT]
 
 
 # --- the command -----------------------------------------------------------------------------

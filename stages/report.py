@@ -21,6 +21,11 @@ def run(params: StudyConfig, root: Path = paths.ROOT) -> dict:
     return write_report(params, root)
 
 
+def outputs(stage: str) -> list[Path]:
+    """What `report` writes: its outs, metrics and plots, as dvc.yaml declares them."""
+    return [paths.FIGURES, paths.PLOTS, paths.REPORT, paths.REPORT_HTML, paths.SUMMARY]
+
+
 # --- the command -----------------------------------------------------------------------------
 
 

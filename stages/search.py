@@ -49,6 +49,16 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> SearchReport
     return report
 
 
+def outputs(stage: str) -> list[Path]:
+    """What `search@<name>` writes: its outs, metrics and plots, as dvc.yaml declares them."""
+    name = stage.partition("@")[2]
+    chosen = [paths.chosen_merge(name, point) for point in paths.CHOSEN_POINTS]
+    return [
+        paths.SEARCHES / name, paths.SEARCH_REPORTS / f"{name}.json", paths.SEARCH_REPORTS / name,
+        *(path for merge in chosen for path in paths.merge_outputs(merge)),
+    ]  # fmt: skip
+
+
 # --- the command -----------------------------------------------------------------------------
 
 SearchName = Annotated[str, typer.Argument(help="A search named under `searches` in params.")]

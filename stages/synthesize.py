@@ -21,7 +21,7 @@ from mixmerge.synthesis.writers import make_writer
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
-    for output in paths.stage_outputs(f"synthesize@{name}"):
+    for output in outputs(f"synthesize@{name}"):
         remove(root / output)
     config = params.syntheses[name]
     seed_prompts, read = split_of(
@@ -55,6 +55,12 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
     with atomic_path(paths.generated_report("synthesize", name, root)) as tmp:
         write_json(tmp, report)
     return report
+
+
+def outputs(stage: str) -> list[Path]:
+    """What `synthesize@<name>` writes: its outs, metrics and plots, as dvc.yaml declares them."""
+    name = stage.partition("@")[2]
+    return [paths.GENERATED / "synthesize" / name, paths.generated_report("synthesize", name)]
 
 
 # --- the command -----------------------------------------------------------------------------

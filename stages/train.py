@@ -63,6 +63,13 @@ def run(params: StudyConfig, kind: str, name: str, root: Path = paths.ROOT) -> d
     return metrics
 
 
+def outputs(stage: str) -> list[Path]:
+    """What `sft@<name>` or `dpo@<name>` writes: its outs, metrics and plots, as dvc.yaml
+    declares them."""
+    ref = stage.replace("@", "/")
+    return [paths.MODELS / ref, paths.train_report(ref), paths.training_curves(ref)]
+
+
 # --- the command -----------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from mixmerge.translation import make_translator, translate_records
 
 
 def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
-    for output in paths.stage_outputs(f"translate@{name}"):
+    for output in outputs(f"translate@{name}"):
         remove(root / output)
     config = params.translations[name]
     records, read = split_of(
@@ -58,6 +58,12 @@ def run(params: StudyConfig, name: str, root: Path = paths.ROOT) -> dict:
     with atomic_path(paths.generated_report("translate", name, root)) as tmp:
         write_json(tmp, report)
     return report
+
+
+def outputs(stage: str) -> list[Path]:
+    """What `translate@<name>` writes: its outs, metrics and plots, as dvc.yaml declares them."""
+    name = stage.partition("@")[2]
+    return [paths.GENERATED / "translate" / name, paths.generated_report("translate", name)]
 
 
 # --- the command -----------------------------------------------------------------------------

@@ -36,6 +36,9 @@ STUDIES = {
     "test_browser.py": "the smoke study",
     "test_study_behaviour.py": "the default study",
     "test_real_model.py": "SmolLM2",
+    # Not a study, but its tests run in order on one copy of the repository (an experiment
+    # after a repro), so they must share a worker.
+    "test_pipeline.py": "the pipeline's copy",
 }
 
 

@@ -401,6 +401,21 @@ def test_cluster_problems_are_reported_at_their_keys(raw):
     report = str(error.value)
     assert "cluster.stages.merge.nodes: merge runs on one node" in report
     assert "cluster.stages.sft: sft would use one GPU of the 8" in report
+    raw["cluster"] = {"defaults": {"nodes": 2}}
+    with pytest.raises(ParamsError, match=r"cluster.defaults.nodes: a stage it applies to runs"):
+        validate_params(raw)
+
+
+def test_a_cluster_stage_is_one_the_projects_dvc_yaml_declares(raw, tmp_path, monkeypatch):
+    """The names come from dvc.yaml itself: a new stage needs no change to the library."""
+    raw["cluster"] = {"stages": {"distil": {"memory": "8G"}}}
+    monkeypatch.chdir(tmp_path)  # outside a project nothing says which stages there are
+    assert "distil" in validate_params(raw).cluster.stages
+    (tmp_path / "dvc.yaml").write_text("stages:\n  distil:\n    cmd: true\n")
+    assert "distil" in validate_params(raw).cluster.stages
+    (tmp_path / "dvc.yaml").write_text("stages:\n  distill:\n    cmd: true\n")
+    with pytest.raises(ParamsError, match=r"cluster.stages.distil: not a stage of dvc.yaml; did"):
+        validate_params(raw)
 
 
 # --- profiles: overlays on another params file --------------------------------------------------

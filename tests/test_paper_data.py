@@ -219,7 +219,7 @@ def test_the_synthesis_keeps_judged_pairs_and_counts_what_it_drops(paper_data):
     languages = list(SPLITS)
     # Of each language's ten prompts, two are held out for eval and one for dev; each seed is
     # rephrased once.
-    assert synthesis["seeds"] == dict.fromkeys(languages, 7)
+    assert synthesis["seed_prompts"] == dict.fromkeys(languages, 7)
     assert synthesis["prompts"] == dict.fromkeys(languages, 14)
     # The server refuses to write one harmful answer in four: those prompts are dropped.
     dropped = sum(reasons.get(NOT_HARMFUL, 0) for reasons in synthesis["dropped"].values())

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from mixmerge import paths
-from mixmerge.config.common import Strict
+from mixmerge.config.common import Strict, domain_check
 from mixmerge.core.suggest import did_you_mean
 
 _MEMORY = re.compile(r"[1-9][0-9]*[KMGT]?")
@@ -61,12 +60,14 @@ def _option(value: str) -> str:
     return value
 
 
-def _stage(name: str) -> str:
-    if name not in paths.STAGES:
+def _stage(name: str, info: ValidationInfo) -> str:
+    pipeline = domain_check(info, "pipeline_stages")
+    known = pipeline() if pipeline else None
+    if known is not None and name not in known:
         raise PydanticCustomError(
             "unknown_stage",
             "not a stage of dvc.yaml{hint}",
-            {"hint": did_you_mean(name, paths.STAGES)},
+            {"hint": did_you_mean(name, known)},
         )
     return name
 

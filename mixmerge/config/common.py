@@ -35,6 +35,7 @@ DOMAIN_CHECKS = (
     "mixture_problem",  # (safety, languages, size_per_language, size_total) -> str | None
     "merge_methods",  # the merge methods' names
     "merge_problems",  # (MergeConfig) -> what its method refuses
+    "pipeline_stages",  # () -> the stages of the project's dvc.yaml, or None without one
 )
 
 

@@ -235,17 +235,23 @@ def _generated_problems(
 
 def _cluster_problems(params: StudyConfig) -> list[Problem]:
     """Only the training stages spread over several nodes or GPUs, and only through accelerate:
-    any other job asking for them would leave all but one idle."""
+    any other job asking for them would leave all but one idle. Checked for the defaults (which
+    every stage not named under `stages` takes) and for each stage named."""
     problems = []
     launcher = params.train.runtime.launcher if params.train else "python"
-    for stage in paths.STAGES:
-        job = params.cluster.resources(stage)
-        where = "defaults" if stage not in params.cluster.stages else f"stages.{stage}"
+    spread = " and ".join(paths.DISTRIBUTED_STAGES)
+    # The defaults as a stage that names nothing of its own would take them.
+    asking = {"defaults": ("a stage it applies to", params.cluster.resources(""))}
+    asking |= {
+        f"stages.{stage}": (stage, params.cluster.resources(stage))
+        for stage in params.cluster.stages
+    }
+    for where, (stage, job) in asking.items():
         if job.nodes > 1 and stage not in paths.DISTRIBUTED_STAGES:
             problems.append(Problem(
                 f"cluster.{where}.nodes",
-                f"{stage} runs on one node; only {' and '.join(paths.DISTRIBUTED_STAGES)} "
-                "spread over several (set nodes under cluster.stages.<stage>)",
+                f"{stage} runs on one node; only {spread} spread over several (set nodes under "
+                "cluster.stages.<stage>)",
                 job.nodes,
             ))  # fmt: skip
         elif (job.nodes > 1 or job.gpus_per_node > 1) and launcher != "accelerate":
@@ -254,7 +260,7 @@ def _cluster_problems(params: StudyConfig) -> list[Problem]:
                 f"{stage} would use one GPU of the {job.nodes * job.gpus_per_node} it asks "
                 "for: set train.runtime.launcher: accelerate (and an accelerate_config)",
             ))  # fmt: skip
-    return list({str(p): p for p in problems}.values())  # a default's problem once
+    return problems
 
 
 def _split_problems(params: StudyConfig) -> list[Problem]:

@@ -209,14 +209,15 @@ def tradeoff(
     harm = "harm_change" if all(p["harm_change"] is not None for p in points) else "harmful_rate"
     points = [p for p in points if p[harm] is not None and p["win_rate"] is not None]
     front = plots.pareto_front(points, harm)
-    plots.tradeoff(points, front, harm, phases(params), figures / "tradeoff.png")
+    phase = phases(params)
+    plots.tradeoff(points, front, harm, phase, figures / "tradeoff.png")
     write_json(
         plot_data / "tradeoff.json",
         [
             {"model": p["model"], "harm": p[harm], "harm_measure": harm, "win_rate": p["win_rate"]}
             | {"pareto": p["model"] in front, "label": plots.short(p["model"])}
             | {"family": plots.FAMILIES[paths.parse(p["model"]).kind]}
-            | {"phase": phases(params).get(p["model"], "base")}
+            | {"phase": phase.get(p["model"], "base")}
             for p in points
         ],
     )
@@ -227,7 +228,7 @@ def tradeoff(
 def phases(params: StudyConfig) -> dict[str, str]:
     """The training phase of each run and merge of the study (sft or dpo), by model."""
     found = {
-        paths.ref(kind, name): kind for kind in ("sft", "dpo") for name in getattr(params, kind)
+        paths.ref(kind, name): kind for kind in tables.PHASES for name in getattr(params, kind)
     }
     found |= {paths.ref("merge", name): merge.stage for name, merge in params.merges.items()}
     for name, search in params.searches.items():
@@ -266,7 +267,7 @@ def training_curves(params: StudyConfig, root: Path, plot_data: Path) -> None:
     """Every run's training loss, per seed, from the logs its stage wrote: DVC plot data, one
     plot for all of them (the stages no longer declare a plot per run, metric and seed)."""
     rows = []
-    for kind in ("sft", "dpo"):
+    for kind in tables.PHASES:
         for name in getattr(params, kind):
             for seed in params.seeds:
                 log = paths.loss_log(f"{kind}/{name}", seed, root)
@@ -317,10 +318,6 @@ def mean_layers(replicates: list[list[dict]]) -> list[dict]:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
-
-
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in label).strip("_") or "row"
 
 
 def render(

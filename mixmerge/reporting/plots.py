@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from matplotlib.transforms import Bbox
-
 from mixmerge import paths
 
 
@@ -52,6 +50,8 @@ def place_labels(axes, figure, labelled: Sequence[tuple[float, float, str]], fon
     the first free spot on rings of offsets around it, further out (with a leader line) when a
     ring is full, else the spot that overlaps least. Points drawn at the same spot share one
     label. The labels, as placed."""
+    from matplotlib.transforms import Bbox
+
     renderer = figure.canvas.get_renderer()
     to_display = axes.transData.transform
     spots: dict[tuple[int, int], list] = {}  # points within a pixel or two are one spot
@@ -90,7 +90,8 @@ def place_labels(axes, figure, labelled: Sequence[tuple[float, float, str]], fon
     return placed
 
 
-def _overlap(a: Bbox, b: Bbox) -> float:
+def _overlap(a, b) -> float:
+    """The area two boxes (matplotlib `Bbox`es) share."""
     width = min(a.x1, b.x1) - max(a.x0, b.x0)
     height = min(a.y1, b.y1) - max(a.y0, b.y0)
     return max(width, 0) * max(height, 0)

@@ -21,8 +21,9 @@ PACKAGES = ("mixmerge", "torch", "transformers", "trl", "peft", "dvc")
 
 def params_digest(params: StudyConfig) -> str:
     """The first 16 hex digits of the SHA-256 of the params as validated (defaults filled in),
-    so that two files that say the same thing have the same digest."""
-    canonical = json.dumps(params.model_dump(mode="json"), sort_keys=True)
+    so that two files that say the same thing have the same digest. `cluster` is left out: it
+    says where stages run, never what they compute."""
+    canonical = json.dumps(params.model_dump(mode="json", exclude={"cluster"}), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -46,8 +47,8 @@ def provenance(params: StudyConfig) -> str:
             "`make run` (or `dvc repro` in its environment) in a clone of the commit that holds "
             "this report rebuilds every output. That commit's `dvc.lock` pins every stage's "
             "code files, data, models and evaluations by their hashes, and `dvc status` says "
-            "whether a workspace still matches it. Another machine lands inside the intervals "
-            "(How to read the figures), not on the same digits.",
+            "whether a workspace still matches it. Another machine gives other digits; the "
+            "intervals (How to read the figures) say where its figures should land.",
             "",
             f"- params digest: `{params_digest(params)}` (SHA-256 of the params as validated)",
             f"- training seeds: {', '.join(map(str, params.seeds))}",

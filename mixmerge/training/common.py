@@ -12,6 +12,7 @@ import torch
 from accelerate import PartialState
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 
+from mixmerge import paths
 from mixmerge.config.training import OptimizationConfig, RuntimeConfig
 from mixmerge.core.errors import StageError
 from mixmerge.core.fingerprint import data_digest, fingerprint
@@ -198,7 +199,9 @@ def callbacks(logs: Path, resume: bool, prefix: str = "") -> list:
     guards: list = [StopOnNonFiniteLoss()]
     if not PartialState().is_main_process:
         return guards
-    label = f"{Path(logs).parent.name}/{Path(logs).name} {prefix.rstrip('/')}".strip()
+    # The run as its log folder names it under reports/train: `sft/mix0`, `base/seed-0/warmup`.
+    run = Path(logs).as_posix().rpartition(f"{paths.TRAIN_REPORTS.as_posix()}/")[2]
+    label = f"{run} {prefix.rstrip('/')}".strip()
     return [LiveLog(logs, resume, prefix), ProgressLines(label), *guards]
 
 
