@@ -277,4 +277,4 @@ def _finish_tradeoff(
         axes.set_xlim(axes.get_xlim())  # fixed before labels are measured against them
         axes.set_ylim(axes.get_ylim())
         place_labels(axes, figure, labels)
-    _save(plt, figure, path, layout=not labels)
+    _save(plt, figure, path, layout=False)  # laid out above, before any label was placed
